@@ -6,48 +6,20 @@ torch and ray are imported only inside the commands that need them, so `--help` 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from sweeper.cliutil import StorageOpt, console, err_console, storage_or_default, user_errors
 from sweeper.errors import SweeperError
+from sweeper.report_cli import report
 
 app = typer.Typer(
     help="Hyperparameter sweeps: YAML search spaces -> Ray Tune (ASHA) -> PyTorch trials -> Parquet.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
-StorageOpt = Annotated[
-    str | None,
-    typer.Option("--storage", help="Folder or URI holding sweeps [default: $SWEEPER_STORAGE or ./runs]."),
-]
-
-
-def storage_or_default(storage: str | None) -> str:
-    return storage or os.environ.get("SWEEPER_STORAGE") or "runs"
-
-
-def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a SweeperError into one line on stderr and exit code 2, never a traceback."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except SweeperError as exc:
-            err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
-
-    return wrapper
-
 
 @app.callback()
 def main() -> None:
@@ -96,3 +68,4 @@ def launch(
         raise typer.Exit(1)
 
 
+app.command()(report)
