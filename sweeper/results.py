@@ -85,7 +85,7 @@ class ResultsWriter:
         self.flush_every_s = flush_every_s
         self.trials: dict[str, dict[str, Any]] = {}
         self.epochs: dict[tuple[str, int], dict[str, Any]] = {}
-        self._last_flush = 0.0
+        self._last_flush: float | None = None
         self._dirty = False
         self._load_existing()
 
@@ -124,11 +124,11 @@ class ResultsWriter:
         self.maybe_flush()
 
     def maybe_flush(self) -> None:
-        if time.monotonic() - self._last_flush >= self.flush_every_s:
+        if self._last_flush is None or time.monotonic() - self._last_flush >= self.flush_every_s:
             self.flush()
 
     def flush(self) -> None:
-        if not self._dirty and self._last_flush:
+        if not self._dirty and self._last_flush is not None:
             return
         trials = pd.DataFrame(list(self.trials.values()), columns=None if self.trials else TRIAL_SCHEMA.names)
         epochs = pd.DataFrame(list(self.epochs.values()), columns=EPOCH_SCHEMA.names)

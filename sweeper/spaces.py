@@ -142,7 +142,17 @@ def valid_name(name: str) -> bool:
     return re.fullmatch(NAME_PATTERN, name) is not None
 
 
+# Names users bring from Keras, Optuna or W&B, mapped to ours for the did-you-mean hint.
+ALIASES = {
+    "learning_rate": "lr", "units": "hidden", "hidden_units": "hidden", "layers": "conv_layers",
+    "kernel": "kernel_size", "num_filters": "filters", "patience": "early_stopping_patience",
+    "batch": "batch_size", "wd": "weight_decay", "opt": "optimizer", "max_t": "epochs",
+}
+
+
 def _nearest(key: str, valid: list[str] | tuple[str, ...]) -> str:
+    if ALIASES.get(key) in valid:
+        return f" (did you mean {ALIASES[key]!r}?)"
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

@@ -75,6 +75,14 @@ def _line(trial: Any, row: dict[str, Any], metric: str) -> str:
         f"{shown} ({how})".replace("  ", " ")
 
 
+def _error_message(trial: Any) -> str:
+    """The last line of the trial's error (e.g. "FloatingPointError: train loss is nan at epoch 1")."""
+    path = trial.error_file  # written locally before callbacks run; storage gets it later
+    text = Path(path).read_text() if path and Path(path).is_file() else str(trial.get_error() or "")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else "trial failed"
+
+
 def _callback(space: Space, writer: ResultsWriter, asha: bool, echo: Any) -> Any:
     from ray import tune
 
@@ -102,8 +110,7 @@ def _callback(space: Space, writer: ResultsWriter, asha: bool, echo: Any) -> Any
             echo(_line(trial, writer.trials[trial.trial_id], space.spec.metric))
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            error = trial.get_error()
-            message = str(error).strip().splitlines()[-1] if error else "trial failed"
+            message = _error_message(trial)
             writer.trial(trial.trial_id, state="ERROR", error=message[:2000])
             writer.flush()
             echo(_line(trial, writer.trials[trial.trial_id], space.spec.metric))

@@ -1,0 +1,60 @@
+"""Shared fixtures: a tiny synthetic Fashion-MNIST folder, the real one, and an isolated cache."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("SWEEPER_CACHE_DIR", tempfile.mkdtemp(prefix="sweeper-test-cache-"))
+
+
+def write_idx(folder: Path, n_train: int = 600, n_test: int = 200, seed: int = 0) -> Path:
+    """Four IDX .gz files of learnable 28x28 images: class k lights up rows 2k..2k+3, plus noise."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, size=n).astype(np.uint8)
+        images = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
+        for i, k in enumerate(labels):
+            images[i, 2 * k + 4 : 2 * k + 8, 4:24] = 220
+        with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as fh:
+            fh.write(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
+        with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as fh:
+            fh.write(struct.pack(">II", 2049, n) + labels.tobytes())
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A read-only folder of 600 train + 200 test synthetic images in the official file format."""
+    folder = write_idx(tmp_path_factory.mktemp("tiny") / "fashion-mnist")
+    for f in folder.iterdir():
+        f.chmod(0o444)
+    folder.chmod(0o555)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """The shared, genuine Fashion-MNIST. Missing data fails the test; it never skips."""
+    folder = os.environ.get("SWEEPER_DATA_DIR") or str(REPO.parent / "shared" / "data" / "fashion-mnist")
+    path = Path(folder)
+    assert (path / "train-images-idx3-ubyte.gz").is_file(), f"Fashion-MNIST not found in {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the in-process CLI tests (launch reuses an initialised Ray)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
