@@ -288,8 +288,14 @@ def load(path: str | Path) -> Space:
     path = Path(path)
     try:
         text = path.read_text()
-    except OSError as exc:
-        raise SweeperError(f"{path}: cannot read search space: {exc.strerror or exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SweeperError(f"{path}: cannot read search space: {reason}") from None
+    return load_text(text, path)
+
+
+def load_text(text: str, path: Path) -> Space:
+    """Validate search-space YAML text; `path` names it in errors and gives the default sweep name."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

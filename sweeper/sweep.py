@@ -1,38 +1,57 @@
-"""The only place that builds schedulers, TuneConfig, RunConfig and the Tuner; launch runs a sweep.
+"""The only place that builds schedulers, TuneConfig, RunConfig and the Tuner; launch and resume a sweep.
 
 Local by default: Ray starts in-process with the dashboard off. `address` joins an existing cluster
 (`auto`, `HOST:PORT` or `ray://HOST:10001`). The data is loaded once in the driver and reaches every
 trial (on any node) through Ray's object store via `tune.with_parameters`.
+
+A sweep folder `<storage>/<name>/` holds Ray's experiment state, spec.yaml, sweep.json (state.py), the
+lock while a process runs it, and the two Parquet files.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sweeper import data as data_mod
+from sweeper import spaces, state
 from sweeper.errors import SweeperError
-from sweeper.results import ResultsWriter
+from sweeper.results import is_uri, read_text, read_trials, write_text
 from sweeper.spaces import Space
 
 SPEC_FILE = "spec.yaml"
+Errored = Literal["resume", "restart", "leave"]
 
 
 @dataclass
 class Outcome:
     folder: str
+    name: str
     trials: int
     errors: int
     stopped: int
+    unfinished: int
     best: dict[str, Any] | None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.unfinished > 0
 
 
 def sweep_folder(storage: str, name: str) -> str:
-    if "://" in storage:
+    if is_uri(storage):
         return f"{storage.rstrip('/')}/{name}"
     return str(Path(storage).expanduser().resolve() / name)
+
+
+def _storage_path(storage: str) -> str:
+    return storage if is_uri(storage) else str(Path(storage).expanduser().resolve())
 
 
 def param_space(space: Space) -> dict[str, Any]:
@@ -67,148 +86,178 @@ def _scheduler(space: Space) -> Any:
                          reduction_factor=s.reduction_factor)
 
 
-def _line(trial: Any, row: dict[str, Any], metric: str) -> str:
-    value = row.get(metric)
-    shown = f"{metric}={value:.4f}" if isinstance(value, float) else f"{metric}=-"
-    how = row.get("stopped_by") or row.get("error") or "completed"
-    return f"trial {trial.trial_id} {row.get('variant') or ''} {row['state']} after {row.get('epochs', 0)} epochs, " \
-        f"{shown} ({how})".replace("  ", " ")
-
-
-def _error_message(trial: Any) -> str:
-    """The last line of the trial's error (e.g. "FloatingPointError: train loss is nan at epoch 1")."""
-    path = trial.error_file  # written locally before callbacks run; storage gets it later
-    text = Path(path).read_text() if path and Path(path).is_file() else str(trial.get_error() or "")
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else "trial failed"
-
-
-def _callback(space: Space, writer: ResultsWriter, asha: bool, echo: Any) -> Any:
-    from ray import tune
-
-    class ParquetCallback(tune.Callback):
-        """Feeds every reported epoch and every trial's end into the Parquet writer."""
-
-        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            params = space.trial_params(trial.config)
-            dumped = params.model_dump() | {"lr": params.learning_rate}
-            writer.set_params(trial.trial_id, trial.config.get("variant"), dumped)
-            writer.trial(trial.trial_id, state="RUNNING")
-
-        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-            writer.add_result(trial.trial_id, result)
-
-        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            row = writer.trial(trial.trial_id, state="TERMINATED")
-            finished = bool((trial.last_result or {}).get("finished"))
-            if not finished and asha:
-                writer.trial(trial.trial_id, stopped_by="asha")
-            elif not finished:
-                writer.trial(trial.trial_id, stopped_by="stopped")
-            del row
-            writer.flush()
-            echo(_line(trial, writer.trials[trial.trial_id], space.spec.metric))
-
-        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            message = _error_message(trial)
-            writer.trial(trial.trial_id, state="ERROR", error=message[:2000])
-            writer.flush()
-            echo(_line(trial, writer.trials[trial.trial_id], space.spec.metric))
-
-        def on_experiment_end(self, trials: list, **info: Any) -> None:
-            for trial in trials:
-                row = writer.trials.get(trial.trial_id)
-                if row is None or row["state"] in ("RUNNING", "PENDING"):
-                    writer.trial(trial.trial_id, state=str(trial.status))
-            writer.flush()
-
-    return ParquetCallback()
-
-
-def _init_ray(address: str | None, num_cpus: int | None = None) -> None:
+def _init_ray(address: str | None) -> None:
     import ray
 
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():
         return
-    kwargs: dict[str, Any] = {"include_dashboard": False, "configure_logging": True,
-                              "logging_level": "WARNING", "log_to_driver": False}
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING", "log_to_driver": False}
     if address:
         kwargs["address"] = address
-    else:
-        kwargs["num_cpus"] = num_cpus
     try:
         ray.init(**kwargs)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise SweeperError(f"--address {address}: cannot connect to Ray: {str(exc).splitlines()[0]}") from None
 
 
-def _write_spec(folder: str, space: Space) -> None:
-    if "://" in folder:
-        import pyarrow.fs as pafs
-
-        fs, path = pafs.FileSystem.from_uri(f"{folder}/{SPEC_FILE}")
-        with fs.open_output_stream(path) as out:
-            out.write(space.text.encode())
-        return
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    tmp = Path(folder) / f".{SPEC_FILE}.tmp"
-    tmp.write_text(space.text)
-    os.replace(tmp, Path(folder) / SPEC_FILE)
-
-
-def launch(
-    space: Space, storage: str, name: str | None = None, address: str | None = None,
-    data_dir: str | None = None, verbose: int = 0, echo: Any = print,
-) -> Outcome:
-    """Run the sweep to the end; Ray's experiment state, spec.yaml and the two Parquet files land in
-    `<storage>/<name>/`."""
-    name = name or space.name
-    splits = data_mod.load(data_dir, space.spec.data)  # before Ray: a bad data folder starts nothing
-    folder = sweep_folder(storage, name)
-    _init_ray(address)
+def _trainable(space: Space, splits: data_mod.Splits) -> Any:
     from ray import tune
 
+    from sweeper.trainable import ray_trainable
+
     spec = space.spec
-    _write_spec(folder, space)
-    writer = ResultsWriter(folder)
-    trainable = tune.with_resources(
-        tune.with_parameters(
-            _trainable(), splits=splits, space=space, epochs=spec.epochs, cpus=spec.resources.cpu
-        ),
+    return tune.with_resources(
+        tune.with_parameters(ray_trainable, splits=splits, space=space, epochs=spec.epochs, cpus=spec.resources.cpu),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
+
+
+def _new_tuner(space: Space, folder: str, storage: str, name: str, splits: data_mod.Splits, max_failures: int,
+               echo: Callable[[str], Any] | None) -> Any:
+    from ray import tune
     from ray.tune.search import BasicVariantGenerator
 
-    tuner = tune.Tuner(
-        trainable,
+    from sweeper.recorder import ParquetRecorder
+
+    spec = space.spec
+    return tune.Tuner(
+        _trainable(space, splits),
         param_space=param_space(space),
         tune_config=tune.TuneConfig(
             metric=spec.metric, mode=spec.mode, scheduler=_scheduler(space), num_samples=spec.num_samples,
             search_alg=BasicVariantGenerator(random_state=spec.seed, max_concurrent=spec.max_concurrent or 0),
         ),
         run_config=tune.RunConfig(
-            name=name, storage_path=storage if "://" in storage else str(Path(storage).expanduser().resolve()),
-            callbacks=[_callback(space, writer, spec.scheduler.type == "asha", echo)],
+            name=name, storage_path=_storage_path(storage),
+            callbacks=[ParquetRecorder(folder, space, spec.scheduler.type == "asha", echo)],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            failure_config=tune.FailureConfig(max_failures=0),
-            verbose=verbose,
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            verbose=0,
         ),
     )
-    grid = tuner.fit()
-    writer.flush()
-    errors = sum(1 for r in grid if r.error is not None)
-    stopped = sum(1 for row in writer.trials.values() if row.get("stopped_by") == "asha")
-    best = None
+
+
+@contextmanager
+def _sigterm_as_sigint() -> Iterator[None]:
+    """Ray Tune stops gracefully (saving state) on SIGINT; make SIGTERM do the same."""
     try:
-        best_result = grid.get_best_result(metric=spec.metric, mode=spec.mode, scope="last")
-        best = {"config": best_result.config, **{k: best_result.metrics.get(k) for k in (spec.metric,)}}
-    except RuntimeError:
-        pass
-    return Outcome(folder=folder, trials=len(grid), errors=errors, stopped=stopped, best=best)
+        previous = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
-def _trainable() -> Any:
-    from sweeper.trainable import ray_trainable
+def _summarise(folder: str, name: str, space: Space) -> Outcome:
+    trials = read_trials(folder)
+    done = trials.state.isin(["TERMINATED", "ERROR"])
+    finished = trials[trials.state == "TERMINATED"]
+    best = None
+    if len(finished) and finished[space.spec.metric].notna().any():
+        col = finished[space.spec.metric]
+        row = finished.loc[col.idxmax() if space.spec.mode == "max" else col.idxmin()]
+        best = {"trial_id": row.trial_id, "variant": row.variant, space.spec.metric: float(row[space.spec.metric])}
+    return Outcome(
+        folder=folder, name=name, trials=len(trials), errors=int((trials.state == "ERROR").sum()),
+        stopped=int((trials.stopped_by == "asha").sum()), unfinished=int((~done).sum()) + _missing(space, trials),
+        best=best,
+    )
 
-    return ray_trainable
+
+def _missing(space: Space, trials: Any) -> int:
+    """Trials the sweep will run that have not started yet (an interrupt can leave some unborn)."""
+    return max(space.num_trials - len(trials), 0)
+
+
+def _run(tuner: Any, folder: str, run_state: dict[str, Any], command: str, name: str, space: Space) -> Outcome:
+    state.start_session(run_state, command)
+    state.write_state(folder, run_state)
+    outcome_word = "failed"
+    try:
+        with _sigterm_as_sigint():
+            tuner.fit()
+        outcome = _summarise(folder, name, space)
+        outcome_word = "interrupted" if outcome.interrupted else "finished"
+        return outcome
+    finally:
+        state.end_session(run_state, outcome_word)
+        state.write_state(folder, run_state)
+
+
+def _existing(folder: str) -> bool:
+    if is_uri(folder):
+        return read_text(f"{folder}/{state.STATE_FILE}") is not None
+    return Path(folder).exists() and any(Path(folder).iterdir())
+
+
+def launch(
+    space: Space, storage: str, name: str | None = None, address: str | None = None, data_dir: str | None = None,
+    if_exists: Literal["refuse", "resume", "overwrite"] = "refuse", max_failures: int = 0,
+    echo: Callable[[str], Any] | None = print,
+) -> Outcome:
+    """Run the sweep to its end (or an interrupt) in `<storage>/<name>/`."""
+    name = name or space.name
+    folder = sweep_folder(storage, name)
+    if _existing(folder) and if_exists == "resume":
+        return resume(name, storage, address=address, data_dir=data_dir, space=space, echo=echo)
+    if _existing(folder) and if_exists == "refuse":
+        old = state.read_state(folder)
+        how = "is unfinished" if old and old.get("state") != "finished" else "already exists"
+        raise SweeperError(
+            f"{folder}: sweep {name!r} {how}; continue it with `sweeper resume {name} --storage {storage}`, "
+            f"or pass --resume or --overwrite to launch"
+        )
+    data_dir = str(Path(data_dir).expanduser().resolve()) if data_dir else None
+    splits = data_mod.load(data_dir, space.spec.data)  # before anything is written: a bad folder starts nothing
+    with state.locked(folder, name):
+        if if_exists == "overwrite" and _existing(folder) and not is_uri(folder):
+            for child in Path(folder).iterdir():
+                if child.name != state.LOCK_FILE:
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        _init_ray(address)
+        write_text(f"{folder}/{SPEC_FILE}", space.text)
+        run_state = state.new_state(space, data_dir)
+        tuner = _new_tuner(space, folder, storage, name, splits, max_failures, echo)
+        return _run(tuner, folder, run_state, "launch", name, space)
+
+
+def load_sweep(name: str, storage: str) -> tuple[str, dict[str, Any], Space]:
+    """An existing sweep's folder, sweep.json and search space (from its spec.yaml)."""
+    folder = sweep_folder(storage, name)
+    run_state = state.read_state(folder)
+    spec_text = read_text(f"{folder}/{SPEC_FILE}")
+    if run_state is None or spec_text is None:
+        raise SweeperError(f"{folder}: no sweep named {name!r} in {storage} (no {state.STATE_FILE} / {SPEC_FILE})")
+    original = Path(run_state.get("space_file") or f"{name}.yaml")
+    return folder, run_state, spaces.load_text(spec_text, original)
+
+
+def resume(
+    name: str, storage: str, address: str | None = None, data_dir: str | None = None, space: Space | None = None,
+    errored: Errored = "leave", echo: Callable[[str], Any] | None = print,
+) -> Outcome:
+    """Continue an interrupted sweep from Ray's experiment state; unfinished trials restart from their
+    last epoch checkpoint. `space`, if given, must not change what the trials are."""
+    folder, run_state, stored = load_sweep(name, storage)
+    if space is not None:
+        changed = state.trial_changes(run_state["fingerprint"], state.fingerprint(space))
+        if changed:
+            raise SweeperError(
+                f"{space.path}: differs from the search space sweep {name!r} was launched with in "
+                f"{', '.join(changed)}; that would change its trials: launch it under another --name, or --overwrite"
+            )
+    data_dir = data_dir or run_state.get("data_dir")
+    splits = data_mod.load(data_dir, stored.spec.data)
+    with state.locked(folder, name):
+        _init_ray(address)
+        from ray import tune
+
+        tuner = tune.Tuner.restore(
+            folder, trainable=_trainable(stored, splits), resume_unfinished=True,
+            resume_errored=errored == "resume", restart_errored=errored == "restart",
+        )
+        return _run(tuner, folder, run_state, f"resume --errored {errored}", name, stored)

@@ -121,6 +121,7 @@ def fit(
     opt = make_optimizer(p, model)
     gen = torch.Generator().manual_seed(p.seed)
     progress = Progress()
+    restored_from = 0
     if restore_from is not None:
         state = torch.load(restore_from / STATE_FILE, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
@@ -128,6 +129,7 @@ def fit(
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         progress = state["progress"]
+        restored_from = progress.epoch
 
     def save(folder: Path) -> None:
         torch.save(
@@ -148,6 +150,7 @@ def fit(
         metrics = {
             "epoch": progress.epoch, "train_loss": train_loss, "train_accuracy": train_acc,
             "val_loss": val_loss, "val_accuracy": val_acc, "time_s": time.perf_counter() - started,
+            "restored_from": restored_from,
         }
         if val_loss < progress.best_val_loss:
             progress.best_val_loss, progress.bad_epochs = val_loss, 0

@@ -1,0 +1,5 @@
+"""`python -m sweeper` is the `sweeper` command."""
+
+from sweeper.cli import app
+
+app(prog_name="sweeper")

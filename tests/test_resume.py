@@ -1,0 +1,225 @@
+"""Interrupted sweeps: kill -9 then resume, Ctrl-C then resume, locks, fingerprints, existing names.
+
+The driver runs as a real `python -m sweeper` subprocess in its own session, so the test can SIGKILL it
+and then clean up what that Ray left behind by its own process group, never by a broad kill.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from sweeper import state
+from sweeper.cli import app
+from sweeper.errors import SweeperError
+
+from .conftest import write_idx
+
+runner = CliRunner()
+SPACE = """
+name: {name}
+epochs: 6
+scheduler: {{type: fifo}}
+max_concurrent: 2
+parameters: {{model: cnn, filters: 16, kernel_size: 3, optimizer: adam, seed: {{grid: [0, 1, 2, 3]}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def medium_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3,000 synthetic training images: epochs long enough (about a second) to interrupt mid-trial."""
+    return write_idx(tmp_path_factory.mktemp("medium") / "data", n_train=3000, n_test=200)
+
+
+class Driver:
+    """A `sweeper` subprocess in its own process group."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sweeper", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True,
+        )
+
+    def wait(self, timeout: float = 180) -> tuple[int, str]:
+        out, _ = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out
+
+    def kill_group(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture
+def drivers() -> Iterator[list[Driver]]:
+    started: list[Driver] = []
+    yield started
+    for d in started:
+        d.kill_group()
+        d.proc.wait(timeout=30)
+
+
+def wait_for_epochs(folder: Path, at_least: int, timeout: float = 120) -> pd.DataFrame:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            epochs = pd.read_parquet(folder / "epochs.parquet")
+            if len(epochs) and epochs.epoch.max() >= at_least:
+                return epochs
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"no trial reached epoch {at_least} in {folder}")
+
+
+def test_kill_9_mid_sweep_then_resume_loses_nothing(
+    tmp_path: Path, medium_data: Path, drivers: list[Driver]
+) -> None:
+    (tmp_path / "kill.yaml").write_text(SPACE.format(name="kill"))
+    runs, folder = tmp_path / "runs", tmp_path / "runs" / "kill"
+    driver = Driver("launch", str(tmp_path / "kill.yaml"), "--storage", str(runs), "--data-dir", str(medium_data))
+    drivers.append(driver)
+    wait_for_epochs(folder, 2)
+    driver.proc.send_signal(signal.SIGKILL)  # the driver only; Ray's helpers go with the group at teardown
+    driver.proc.wait(timeout=30)
+    driver.kill_group()
+
+    before = pd.read_parquet(folder / "epochs.parquet")  # readable right after the kill
+    trials_before = pd.read_parquet(folder / "trials.parquet")
+    assert len(before) > 0 and len(trials_before) > 0
+    running = trials_before[trials_before.state == "RUNNING"].trial_id.tolist()
+    assert running, trials_before
+    last_before = before.groupby("trial_id").epoch.max()
+
+    resumed = Driver("resume", "kill", "--storage", str(runs))
+    drivers.append(resumed)
+    code, out = resumed.wait()
+    assert code == 0, out
+
+    trials = pd.read_parquet(folder / "trials.parquet")
+    epochs = pd.read_parquet(folder / "epochs.parquet")
+    assert len(trials) == 4 and trials.trial_id.is_unique
+    assert set(trials.state) == {"TERMINATED"} and (trials.epochs == 6).all()
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()
+    per_trial = epochs.groupby("trial_id").epoch.apply(list).to_dict()
+    assert per_trial == {t: [1, 2, 3, 4, 5, 6] for t in trials.trial_id}
+    restored = trials.set_index("trial_id").restored_from
+    for trial_id in running:
+        assert restored[trial_id] >= 1, f"{trial_id} restarted from epoch 1"  # continued from its checkpoint
+        rerun = max(0, int(last_before.get(trial_id, 0)) - int(restored[trial_id]))
+        assert rerun <= 1, (trial_id, rerun)
+        assert (epochs[(epochs.trial_id == trial_id) & (epochs.epoch > restored[trial_id])].session == 1).all()
+    sweep = json.loads((folder / "sweep.json").read_text())
+    assert sweep["state"] == "finished"
+    assert [s["outcome"] for s in sweep["sessions"]] == [None, "finished"]  # the killed session never ended
+
+
+def test_sigint_stops_cleanly_prints_resume_command_then_resume_finishes(
+    tmp_path: Path, medium_data: Path, drivers: list[Driver]
+) -> None:
+    (tmp_path / "int.yaml").write_text(SPACE.format(name="int"))
+    runs, folder = tmp_path / "runs", tmp_path / "runs" / "int"
+    driver = Driver("launch", str(tmp_path / "int.yaml"), "--storage", str(runs), "--data-dir", str(medium_data))
+    drivers.append(driver)
+    wait_for_epochs(folder, 1)
+    driver.proc.send_signal(signal.SIGINT)
+    code, out = driver.wait()
+    assert code == 130, out
+    assert f"Resume with: sweeper resume int --storage {runs}" in out
+    assert json.loads((folder / "sweep.json").read_text())["state"] == "interrupted"
+    assert not (folder / state.LOCK_FILE).exists()
+    assert "INTERRUPTED" in set(pd.read_parquet(folder / "trials.parquet").state)
+
+    resumed = Driver("resume", "int", "--storage", str(runs))
+    drivers.append(resumed)
+    code, out = resumed.wait()
+    assert code == 0, out
+    trials = pd.read_parquet(folder / "trials.parquet")
+    assert len(trials) == 4 and set(trials.state) == {"TERMINATED"}
+
+
+def test_second_launch_of_a_running_sweep_is_refused(
+    tmp_path: Path, medium_data: Path, drivers: list[Driver]
+) -> None:
+    path = tmp_path / "busy.yaml"
+    path.write_text(SPACE.format(name="busy"))
+    runs, folder = tmp_path / "runs", tmp_path / "runs" / "busy"
+    driver = Driver("launch", str(path), "--storage", str(runs), "--data-dir", str(medium_data))
+    drivers.append(driver)
+    wait_for_epochs(folder, 1)
+    for args in (["launch", str(path), "--resume"], ["resume", "busy"]):
+        result = runner.invoke(app, [*args, "--storage", str(runs), "--data-dir", str(medium_data)])
+        assert result.exit_code == 2, result.output
+        assert f"sweep 'busy' is already running (pid {driver.proc.pid}" in result.stderr
+    result = runner.invoke(app, ["launch", str(path), "--storage", str(runs)])
+    assert result.exit_code == 2 and "is unfinished; continue it with `sweeper resume busy" in result.stderr
+
+
+def test_stale_lock_is_taken_over_and_a_live_one_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "s"
+    folder.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (folder / state.LOCK_FILE).write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename}))
+    with state.locked(str(folder), "s"):
+        assert json.loads((folder / state.LOCK_FILE).read_text())["pid"] == os.getpid()
+        with pytest.raises(SweeperError, match=f"already running \\(pid {os.getpid()}"):
+            with state.locked(str(folder), "s"):
+                pass
+    assert not (folder / state.LOCK_FILE).exists()
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path, ray_session) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("done")
+    path = root / "done.yaml"
+    path.write_text("epochs: 2\nscheduler: {type: fifo}\nparameters: {model: logreg, lr: {grid: [0.1, 0.05]}}\n")
+    result = runner.invoke(app, ["launch", str(path), "--storage", str(root / "runs"), "--data-dir", str(tiny_data)])
+    assert result.exit_code == 0, result.output
+    return path, root / "runs"
+
+
+def test_resume_with_a_changed_space_names_the_changed_keys(finished_sweep: tuple[Path, Path]) -> None:
+    path, runs = finished_sweep
+    changed = path.with_name("changed.yaml")
+    changed.write_text(path.read_text().replace("epochs: 2", "epochs: 3").replace("0.05", "0.01")
+                       + "resources: {cpu: 2}\n")
+    result = runner.invoke(app, ["resume", "done", "--storage", str(runs), "--space", str(changed)])
+    assert result.exit_code == 2
+    assert "differs from the search space sweep 'done' was launched with in epochs, parameters.lr.grid" in result.stderr
+    assert "resources" not in result.stderr  # resources do not change what a trial computes
+    result = runner.invoke(app, ["launch", str(changed), "--name", "done", "--storage", str(runs), "--resume"])
+    assert result.exit_code == 2 and "epochs, parameters.lr.grid" in result.stderr
+
+
+def test_launch_on_an_existing_name_refuses_unless_overwrite(
+    finished_sweep: tuple[Path, Path], tiny_data: Path
+) -> None:
+    path, runs = finished_sweep
+    result = runner.invoke(app, ["launch", str(path), "--storage", str(runs)])
+    assert result.exit_code == 2 and "sweep 'done' already exists" in result.stderr
+    before = pd.read_parquet(runs / "done" / "trials.parquet")
+    result = runner.invoke(app, ["launch", str(path), "--storage", str(runs), "--resume"])
+    assert result.exit_code == 0, result.output  # finished: nothing left to run
+    assert pd.read_parquet(runs / "done" / "trials.parquet").trial_id.tolist() == before.trial_id.tolist()
+    result = runner.invoke(app, ["launch", str(path), "--storage", str(runs), "--overwrite",
+                                 "--data-dir", str(tiny_data)])
+    assert result.exit_code == 0, result.output
+    after = pd.read_parquet(runs / "done" / "trials.parquet")
+    assert len(after) == 2 and set(after.trial_id).isdisjoint(before.trial_id)
+
+
+def test_resume_of_an_unknown_sweep_is_a_user_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["resume", "nope", "--storage", str(tmp_path)])
+    assert result.exit_code == 2 and "no sweep named 'nope'" in result.stderr
