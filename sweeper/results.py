@@ -28,7 +28,7 @@ METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 EPOCH_SCHEMA = pa.schema(
     [("trial_id", pa.string()), ("epoch", pa.int64())]
     + [(m, pa.float64()) for m in METRICS]
-    + [("time_s", pa.float64()), ("session", pa.int64())]
+    + [("time_s", pa.float64()), ("session", pa.int64()), ("reported_at", pa.float64())]
 )
 TRIAL_SCHEMA = pa.schema(
     [("trial_id", pa.string()), ("variant", pa.string()), ("state", pa.string()), ("epochs", pa.int64()),
@@ -147,7 +147,8 @@ class ResultsWriter:
         """The epochs row of one report; returns its epoch."""
         epoch = int(result["epoch"])
         self.epochs[(trial_id, epoch)] = {"trial_id": trial_id, "epoch": epoch, "time_s": result.get("time_s"),
-                                          "session": self.session, **{m: result.get(m) for m in METRICS}}
+                                          "session": self.session, "reported_at": result.get("reported_at"),
+                                          **{m: result.get(m) for m in METRICS}}
         self._dirty = True
         return epoch
 

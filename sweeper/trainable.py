@@ -150,7 +150,7 @@ def fit(
         metrics = {
             "epoch": progress.epoch, "train_loss": train_loss, "train_accuracy": train_acc,
             "val_loss": val_loss, "val_accuracy": val_acc, "time_s": time.perf_counter() - started,
-            "restored_from": restored_from,
+            "restored_from": restored_from, "reported_at": time.time(),
         }
         if val_loss < progress.best_val_loss:
             progress.best_val_loss, progress.bad_epochs = val_loss, 0

@@ -147,3 +147,16 @@ parameters: {model: mlp, hidden: [64], optimizer: sgd, lr: {grid: [0.05, 1.0e+6]
     trials = pd.read_parquet(tmp_path / "runs" / "faults" / "trials.parquet").set_index("param_lr")
     assert trials.loc[0.05, "state"] == "TERMINATED" and trials.loc[0.05, "epochs"] == 2
     assert trials.loc[1e6, "state"] == "ERROR" and "train loss is nan" in trials.loc[1e6, "error"]
+
+
+def test_max_failures_retries_a_failed_trial(tmp_path: Path, tiny_data: Path, ray_session) -> None:
+    path = space(tmp_path, """
+name: retry
+epochs: 1
+parameters: {model: mlp, hidden: [64], optimizer: sgd, lr: 1.0e+6}
+""")
+    code, out, err = launch(str(path), "--storage", str(tmp_path / "runs"), "--data-dir", str(tiny_data),
+                            "--max-failures", "2")
+    assert code == 1, out + err
+    (error_file,) = (tmp_path / "runs" / "retry").glob("*/error.txt")
+    assert "Failure # 3" in error_file.read_text()  # the first run and two retries
