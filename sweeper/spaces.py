@@ -278,9 +278,8 @@ def _check_trials(space: Space) -> None:
                 if params.max_epochs and params.max_epochs > space.spec.epochs:
                     raise ValueError(f"max_epochs {params.max_epochs} exceeds the sweep's epochs {space.spec.epochs}")
             except (ValueError, ValidationError) as exc:
-                shown = {k: v for k, v in config.items()}
                 text = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-                raise SweeperError(f"{space.path}: trial {shown}: {text.removeprefix('Value error, ')}") from None
+                raise SweeperError(f"{space.path}: trial {config}: {text.removeprefix('Value error, ')}") from None
 
 
 def load(path: str | Path) -> Space:
