@@ -1,0 +1,324 @@
+"""`sweeper report`: tables, references, groups, formats, files and plots, from real Parquet files (no Ray)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from sweeper import spaces
+from sweeper.cli import app
+from sweeper.params import TrialParams
+from sweeper.report import build
+from sweeper.report_tables import print_rich
+from sweeper.results import ResultsWriter
+
+REPO = Path(__file__).resolve().parents[1]
+SLIDES = REPO / "search_spaces" / "slides.yaml"
+OOM = "RuntimeError: CUDA error: out of memory"
+ASHA_SPEC = """\
+name: asha
+metric: val_loss
+epochs: 9
+scheduler: {type: asha, grace_period: 1, reduction_factor: 3}
+parameters:
+  model: cnn
+  filters: {grid: [8, 16]}
+  kernel_size: {grid: [3, 5]}
+  seed: {grid: [0, 1]}
+"""
+runner = CliRunner()
+
+
+def epoch_result(e: int, last: int, final: dict[str, float], finished: bool, **extra: object) -> dict:
+    """Metrics that move towards `final` and reach it at epoch `last`."""
+    left = (1 - e / last) ** 2
+    out = {"epoch": e, "time_s": 2.0, "time_total_s": 2.0 * e, "node": "n1", "finished": finished, **extra}
+    for m in ("train", "val"):
+        out[f"{m}_accuracy"] = final[f"{m}_accuracy"] - (final[f"{m}_accuracy"] - 0.5) * left
+        out[f"{m}_loss"] = final[f"{m}_loss"] + 1.5 * left
+    if finished:
+        out |= {"test_loss": final["test_loss"], "test_accuracy": final["test_accuracy"]}
+    return out
+
+
+def make_slides(folder: Path, spec: bool = True) -> Path:
+    """The ten study variants x seeds 0 and 1 near the study's numbers; 4th MLP stops early; one trial fails."""
+    space = spaces.load(SLIDES)
+    folder.mkdir(parents=True)
+    if spec:
+        shutil.copy(SLIDES, folder / "spec.yaml")
+    w = ResultsWriter(folder, flush_every_s=3600)
+    for i, (variant, ref) in enumerate((v, space.references[v]) for v in space.variants for _ in (0, 1)):
+        seed, tid = i % 2, f"slide_{i:05d}"
+        params = space.trial_params({"variant": variant})
+        w.set_params(tid, variant, params.model_dump() | {"lr": params.learning_rate, "seed": seed})
+        shift = 0.002 if seed else -0.002
+        final = {m: ref.get(m, ref["val_loss"]) + shift for m in spaces.REFERENCE_METRICS}
+        last = 37 if variant == "4th MLP" else params.max_epochs
+        failed = variant == "5th CNN" and seed == 1
+        for e in range(1, (3 if failed else last) + 1):
+            w.add_result(tid, epoch_result(e, last, final, e == last, early_stopped=variant == "4th MLP"))
+        w.trial(tid, state="ERROR", error=OOM) if failed else w.trial(tid, state="TERMINATED")
+    w.flush()
+    return folder
+
+
+def make_asha(folder: Path) -> Path:
+    """An interrupted ASHA sweep: completed, ASHA-stopped and one still RUNNING trial; no variants."""
+    folder.mkdir(parents=True)
+    (folder / "spec.yaml").write_text(ASHA_SPEC)
+    w = ResultsWriter(folder, flush_every_s=3600)
+    plan = [(9, "done"), (1, "asha"), (3, "asha"), (9, "done"), (1, "asha"), (4, "running"), (9, "done"),
+            (3, "asha")]
+    for i, (last, how) in enumerate(plan):
+        tid = f"asha_{i:05d}"
+        params = TrialParams(model="cnn", filters=(8, 16)[i // 4], kernel_size=(3, 5)[i // 2 % 2], seed=i % 2)
+        w.set_params(tid, None, params.model_dump() | {"lr": params.learning_rate})
+        final = {"train_accuracy": 0.9, "val_accuracy": 0.85 + i / 100, "train_loss": 0.3, "val_loss": 0.5 - i / 100,
+                 "test_loss": 0.5, "test_accuracy": 0.85}
+        for e in range(1, last + 1):
+            w.add_result(tid, epoch_result(e, 9, final, how == "done" and e == last))
+        if how != "running":
+            w.trial(tid, state="TERMINATED", **({"stopped_by": "asha"} if how == "asha" else {}))
+    w.flush()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    make_slides(root / "slides")
+    make_asha(root / "asha")
+    return root
+
+
+def render(*args: str, storage: Path, width: int = 220, **kwargs: object) -> str:
+    rep = build(list(args), str(storage), **kwargs)  # type: ignore[arg-type]
+    out = io.StringIO()
+    print_rich(rep, Console(width=width, file=out, color_system=None))
+    return out.getvalue()
+
+
+def line_with(text: str, needle: str) -> str:
+    lines = [ln for ln in text.splitlines() if needle in ln]
+    assert lines, f"{needle!r} not in:\n{text}"
+    return lines[0]
+
+
+def cli(*args: str, storage: Path | None = None) -> tuple[int, str, str]:
+    extra = ["--storage", str(storage)] if storage else []
+    result = runner.invoke(app, ["report", *args, *extra], env={"COLUMNS": "220"})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_table_splits_families_shows_varied_columns_fixed_line_ends_and_best(storage: Path) -> None:
+    text = render("slides", storage=storage)
+    for title in ("logreg: 2 trials", "mlp: 8 trials", "cnn: 10 trials"):
+        assert title in text
+    fixed = line_with(text, "fixed: ")
+    assert "batch_size=32" in fixed and "seed=" not in fixed  # seeds vary, so they are a column
+    assert "fixed in mlp trials: optimizer=sgd" in text and "lr=0.01" in text
+    mlp_header = line_with(text, "hidden")
+    for col in ("trial", "variant", "dropout", "early stopping patience", "seed", "epochs", "ended", "train loss",
+                "val loss", "test loss", "train acc", "val acc", "test acc", "wall s"):
+        assert col in mlp_header
+    assert "filters" not in mlp_header and "conv layers" in line_with(text, "kernel size")
+    early = line_with(text, "slide_00008")
+    assert "4th MLP" in early and "[256, 128]" in early and " 37 " in early and "early-stopped" in early
+    failed = line_with(text, "slide_00019")
+    assert "error" in failed and "5th CNN" in failed
+    assert f"slide_00019 (5th CNN): {OOM}" in text  # the message, below the tables
+    assert "★ slide_00017" in text and "4th CNN" in line_with(text, "★ slide_00017")
+    assert line_with(text, "★ best val_accuracy").startswith("★ best val_accuracy: 0.9175 (slide_00017, 4th CNN)")
+    assert text.index("Logistic regression") < text.index("1st MLP") < text.index("5th CNN")  # the study's order
+
+
+def test_reference_table_shows_reference_reproduction_and_delta(storage: Path) -> None:
+    text = render("slides", storage=storage)
+    assert "Reference: the study's numbers beside the reproduction" in text
+    header = line_with(text, "val acc ref")
+    assert "test acc ref" in header and "Δ" in header
+    row = line_with(text.split("Reference:")[1], "4th CNN")
+    # n=2 seeds at ref -0.002 / +0.002: the mean reproduces the reference, with a spread
+    assert "0.2900" in row and "0.9155±0.0028" in row and "0.9183±0.0028" in row and "+0.0000" in row
+    failed = line_with(text.split("Reference:")[1], "5th CNN")
+    assert " 1 " in failed and "0.9156 " in failed and "-0.0020" in failed  # only the finished seed counts
+
+
+def test_group_by_variant_gives_mean_std_and_n(storage: Path) -> None:
+    text = render("slides", storage=storage, group_by=["variant"], width=300)
+    assert "grouped by variant" in text and "mlp: 4 groups" in text and "logreg: 1 group " in text
+    row = line_with(text, "3rd CNN")
+    assert " 2 " in row and "0.9093±0.0028" in row and "2 completed" in row and "seed" not in line_with(text, "n ")
+    failed = line_with(text, "5th CNN")  # n and the means count the finished trial only
+    assert " 1 " in failed and "1 completed, 1 error" in failed and "0.9168 " in failed
+    assert "★ 5th CNN" in text and "★ best val_accuracy: 0.9168 (variant=5th CNN)" in text
+
+
+def test_group_by_a_parameter_and_sort_top(storage: Path) -> None:
+    rep = build(["asha"], str(storage), group_by=["param_filters"], sort_by="filters")
+    assert rep.rows["filters"].tolist() == [8, 16] and rep.rows["n"].tolist() == [4, 3]  # one still running
+    assert rep.rows["end"].tolist() == ["2 ASHA-stopped, 2 completed", "2 ASHA-stopped, 1 completed, 1 running"]
+    rep = build(["slides"], str(storage), sort_by="-test_accuracy", top=3)
+    assert rep.rows["test_accuracy"].tolist() == sorted(rep.rows["test_accuracy"])  # '-' reverses best-first
+    rep = build(["slides"], str(storage), sort_by="val_accuracy", top=2)
+    assert rep.rows["trial_id"].tolist() == ["slide_00017", "slide_00018"] and len(rep.table) == 20
+
+
+def test_terminal_cap_keeps_the_best_rows_in_report_order_and_narrow_terminals_hide_columns(storage: Path) -> None:
+    rep = build(["slides"], str(storage), best=3)
+    assert rep.rows["trial_id"].tolist() == ["slide_00017", "slide_00016", "slide_00018"]  # 4th CNN, then 5th
+    text = render("slides", storage=storage, best=3, width=90)
+    assert "showing the 3 best by val_accuracy of 20 rows" in text
+    assert "hidden at width 90: train loss, test loss, train acc" in text
+    header = line_with(text, " variant ")
+    for col in ("filters", "size", "optimizer", "ended", "acc"):  # kernel size wraps its header; not a number
+        assert col in header
+    assert line_with(text, "★ 4th CNN").split()[-2:] == ["0.9175", "0.9203"]
+    assert max(len(line) for line in text.splitlines()) <= 90
+
+
+def test_asha_sweep_running_and_min_metric(storage: Path) -> None:
+    text = render("asha", storage=storage)
+    assert "asha: 8 trials" in text and "metric: val_loss (min)" in text
+    assert "1 trial not finished (sweep running or interrupted)" in text
+    assert line_with(text, "asha_00005").split()[-8] == "running"
+    assert text.count("ASHA-stopped") >= 4 and "variant" not in line_with(text, "trial")
+    assert "★ asha_00006" in text  # the lowest val_loss among those with one
+    assert "fixed: model=cnn" in text and "hidden" not in text  # an MLP-only key, not shown for CNNs
+
+
+def test_several_sweeps_get_a_sweep_column(storage: Path) -> None:
+    text = render("slides", str(storage / "asha"), storage=storage)
+    assert "sweep" in line_with(text, "trial") and line_with(text, "asha_00000").split()[0] == "asha"
+    assert "optimise different metrics" in text
+
+
+def test_where_filters_with_or_without_param_prefix(storage: Path) -> None:
+    a = build(["slides"], str(storage), where="param_filters == 32 and model == 'cnn'")
+    b = build(["slides"], str(storage), where="filters == 32 and model == 'cnn'")
+    assert a.trials["trial_id"].tolist() == b.trials["trial_id"].tolist() and len(a.trials) == 4
+    assert build(["slides"], str(storage), where="end == 'error'").trials["trial_id"].tolist() == ["slide_00019"]
+    text = render("slides", storage=storage, where="variant == 'nope'")
+    assert "no trials match --where variant == 'nope'" in text
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--where", "filtres > 8"], "--where 'filtres > 8': unknown column 'filtres' (did you mean 'filters'?)"),
+    (["--where", "filters >"], "--where 'filters >': not a valid pandas condition"),
+    (["--where", "filters + 1"], "must be a true/false condition"),
+    (["--sort-by", "val_acc"], "--sort-by 'val_acc': no such column (did you mean 'val_accuracy'?)"),
+    (["--group-by", "val_loss"], "--group-by 'val_loss': group by parameters"),
+    (["--group-by", "kernel"], "--group-by 'kernel': no such column (did you mean 'kernel_size'?)"),
+])
+def test_bad_options_are_one_line_errors(storage: Path, args: list[str], message: str) -> None:
+    code, _, err = cli("slides", *args, storage=storage)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_missing_results_are_exit_2(storage: Path, tmp_path: Path) -> None:
+    code, _, err = cli("slide", storage=storage)
+    assert code == 2 and "sweep 'slide': no results" in err and "did you mean 'slides'" in err
+    code, _, err = cli(str(tmp_path), storage=storage)
+    assert code == 2 and "holds no trials.parquet" in err
+    code, _, err = cli(storage=tmp_path)
+    assert code == 2 and "no sweep results there" in err
+    (tmp_path / "empty").mkdir()
+    ResultsWriter(tmp_path / "empty").flush()  # a sweep that has not recorded a trial yet
+    code, _, err = cli("empty", storage=tmp_path)
+    assert code == 2 and "no trials recorded yet" in err
+
+
+def test_no_argument_reports_every_sweep_under_storage_env(storage: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWEEPER_STORAGE", str(storage))
+    result = runner.invoke(app, ["report"], env={"COLUMNS": "220", "SWEEPER_STORAGE": str(storage)})
+    assert result.exit_code == 0 and "sweep asha (" in result.stdout and "sweep slides (" in result.stdout
+
+
+def test_missing_or_broken_spec_still_reports(tmp_path: Path) -> None:
+    make_slides(tmp_path / "nospec", spec=False)
+    text = render("nospec", storage=tmp_path)
+    assert "no spec.yaml" in text and "Reference:" not in text and "★ slide_00017" in text
+    (tmp_path / "nospec" / "spec.yaml").write_text("metric: [oops\n")
+    assert "spec.yaml unusable, so no reference numbers" in render("nospec", storage=tmp_path)
+
+
+def test_markdown_format(storage: Path) -> None:
+    code, out, _ = cli("slides", "--format", "markdown", storage=storage)
+    assert code == 0 and out.startswith("# Sweep report: slides")
+    assert "## cnn: 10 trials" in out and "## Reference: the study's numbers" in out and "## Errors" in out
+    header = line_with(out, "| trial | variant | hidden |")
+    assert header.endswith("| wall s |") and line_with(out, "|---").startswith("|---|---|")
+    best = line_with(out, "slide_00017")
+    assert best.startswith("| **★ slide_00017** | **4th CNN** |")
+    ref = line_with(out, "| variant | n | epochs | train loss ref |")  # Markdown shows all six metrics
+    assert "| test acc ref | test acc | Δ |" in ref
+    assert "| 3rd MLP | 2 | 100 | - | " in out  # the study reported no train loss for it
+    assert f"- slide_00019 (5th CNN): {OOM}" in out
+
+
+def test_csv_and_html_formats(storage: Path) -> None:
+    code, out, _ = cli("slides", "--format", "csv", "--where", "model == 'cnn'", storage=storage)
+    df = pd.read_csv(io.StringIO(out))
+    assert code == 0 and len(df) == 10 and {"ref_test_accuracy", "delta_val_loss", "filters", "error"} <= set(df)
+    row = df.set_index("trial_id").loc["slide_00016"]
+    assert row.ref_test_accuracy == pytest.approx(0.9183) and row.delta_test_accuracy == pytest.approx(-0.002)
+    code, out, _ = cli("slides", "--format", "csv", "--group-by", "variant", storage=storage)
+    groups = pd.read_csv(io.StringIO(out))
+    assert len(groups) == 10 and {"n", "val_accuracy", "val_accuracy_std"} <= set(groups)
+    code, out, _ = cli("slides", "--format", "html", storage=storage)
+    assert code == 0 and out.startswith("<!doctype html>") and out.count("<table>") == 4
+    assert '<tr class="best"><td>★ slide_00017</td>' in out
+
+
+def assert_png(path: Path, size: tuple[int, int] | None = None) -> None:
+    from matplotlib.image import imread
+    from PIL import Image
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(path) as img:
+        img.verify()
+    with Image.open(path) as img:
+        width, height = img.size
+    pixels = imread(path)
+    assert pixels.shape[:2] == (height, width) and pixels.std() > 0.01  # decoded, and not a blank canvas
+    if size:
+        assert (width, height) == size
+
+
+def test_out_writes_markdown_csv_and_plots(storage: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    code, stdout, err = cli("slides", "asha", "--out", str(out), storage=storage)
+    assert code == 0 and "sweep slides" in stdout and "wrote " in err
+    md = (out / "report.md").read_text()
+    assert "![val accuracy per epoch, one line a trial](learning_curves.png)" in md
+    assert "| sweep | trial |" in md
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 28 and set(trials["sweep"]) == {"slides", "asha"}
+    assert_png(out / "learning_curves.png", (1000, 600))
+    assert_png(out / "test_accuracy.png", (1000, 600))
+    assert_png(out / "effects.png")
+
+
+def test_out_html_and_a_sweep_without_finished_trials(storage: Path, tmp_path: Path) -> None:
+    code, _, err = cli("asha", "--where", "end != 'completed'", "--format", "html", "--out", str(tmp_path),
+                       storage=storage)
+    assert code == 0 and (tmp_path / "report.html").read_text().count('<img src="') == 2
+    assert "test_accuracy.png not drawn" in err and not (tmp_path / "test_accuracy.png").exists()
+    assert_png(tmp_path / "learning_curves.png", (1000, 600))
+
+
+def test_help_lists_options_and_does_not_import_pandas() -> None:
+    result = runner.invoke(app, ["report", "--help"], env={"COLUMNS": "200"})
+    for option in ("--storage", "--format", "--out", "--sort-by", "--top", "--where", "--group-by"):
+        assert option in result.stdout
+    code = "import sys, sweeper.report_cli; print(sorted({'pandas', 'matplotlib', 'pyarrow'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
