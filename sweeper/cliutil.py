@@ -17,7 +17,7 @@ err_console = Console(stderr=True)
 
 StorageOpt = Annotated[
     str | None,
-    typer.Option("--storage", help="Folder or URI holding sweeps [default: $SWEEPER_STORAGE or ./runs]."),
+    typer.Option("--storage", help="Folder or URI holding sweeps (default: $SWEEPER_STORAGE, else ./runs)."),
 ]
 
 
