@@ -116,9 +116,13 @@ def stage(folder: str | Path) -> Path:
         return root
     tmp = root.with_name(root.name + f".tmp{os.getpid()}")
     (tmp / "FashionMNIST" / "raw").mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        _, data = _read_source(raw, name)
-        (tmp / "FashionMNIST" / "raw" / name).write_bytes(data)
+    try:
+        for name in FILES:
+            _, data = _read_source(raw, name)
+            (tmp / "FashionMNIST" / "raw" / name).write_bytes(data)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(root, ignore_errors=True)
     try:
         tmp.rename(root)
@@ -149,8 +153,12 @@ def load_arrays(data_dir: str | Path | None) -> tuple[np.ndarray, ...]:
     return _torchvision_arrays(cache_dir() / "download", download=True)
 
 
-def _subset(x: np.ndarray, y: np.ndarray, n: int | None, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    if n is None or n >= len(y):
+def _subset(
+    x: np.ndarray, y: np.ndarray, n: int | None, rng: np.random.Generator, key: str
+) -> tuple[np.ndarray, ...]:
+    if n is not None and n > len(y):
+        raise SweeperError(f"data.{key} {n} is more than the {len(y)} images of that split")
+    if n is None or n == len(y):
         return x, y
     idx = np.sort(rng.choice(len(y), size=n, replace=False))
     return x[idx], y[idx]
@@ -162,9 +170,9 @@ def split(arrays: tuple[np.ndarray, ...], spec: DataSpec) -> Splits:
     n_val = int(round(len(y_file) * spec.val_fraction))
     cut = len(y_file) - n_val
     rng = np.random.default_rng(spec.seed)
-    x_tr, y_tr = _subset(x_file[:cut], y_file[:cut], spec.train_subset, rng)
-    x_va, y_va = _subset(x_file[cut:], y_file[cut:], spec.val_subset, rng)
-    x_te, y_te = _subset(x_test, y_test, spec.test_subset, rng)
+    x_tr, y_tr = _subset(x_file[:cut], y_file[:cut], spec.train_subset, rng, "train_subset")
+    x_va, y_va = _subset(x_file[cut:], y_file[cut:], spec.val_subset, rng, "val_subset")
+    x_te, y_te = _subset(x_test, y_test, spec.test_subset, rng, "test_subset")
     return Splits(*(np.ascontiguousarray(a) for a in (x_tr, y_tr, x_va, y_va, x_te, y_te)))
 
 

@@ -18,8 +18,8 @@ ARCHITECTURE_KEYS = (
 )
 
 
-class TrialParams(BaseModel):
-    """One trial's configuration. Unknown keys are an error, never silently dropped."""
+class TrialFields(BaseModel):
+    """The keys and the rule for each alone (a search space checks every value it names against these)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -42,6 +42,10 @@ class TrialParams(BaseModel):
     early_stopping_patience: int = Field(0, ge=0)  # epochs without val_loss improvement; 0 = off
     max_epochs: PositiveInt | None = None  # this trial's own epoch budget (<= the sweep's epochs)
     seed: int = 0
+
+
+class TrialParams(TrialFields):
+    """One trial's whole configuration: the keys plus the rules that tie keys together."""
 
     @model_validator(mode="after")
     def _optimizer_options(self) -> TrialParams:

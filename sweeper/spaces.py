@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from sweeper.errors import SweeperError
-from sweeper.params import ARCHITECTURE_KEYS, PARAM_KEYS, TrialParams, check_feasible
+from sweeper.params import ARCHITECTURE_KEYS, PARAM_KEYS, TrialFields, TrialParams, check_feasible
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 DOMAINS = ("grid", "choice", "uniform", "loguniform", "randint")
@@ -138,6 +138,32 @@ class Space:
         return TrialParams.model_validate(values)
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    pass
+
+
+class SpaceLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """YAML loader (libyaml's C parser when present) that refuses a key given twice in one mapping and
+    reads 1e-3 as a number, as a user means it (YAML 1.1 alone would read it as the string "1e-3")."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise DuplicateKeyError(f"key {key!r} appears twice at line {key_node.start_mark.line + 1}; "
+                                        "a later value would silently replace the first")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+SpaceLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def valid_name(name: str) -> bool:
     return re.fullmatch(NAME_PATTERN, name) is not None
 
@@ -182,9 +208,23 @@ def _fields_at(loc: tuple[Any, ...]) -> tuple[str, ...]:
     return tuple(getattr(model, "model_fields", {}))
 
 
-def _validate_value(path: Path, where: str, key: str, value: Any) -> None:
+def _takes_int(key: str) -> bool:
+    """Whether a trial key is whole-numbered (a uniform draw would give it fractions)."""
     try:
-        TrialParams.model_validate({key: value})
+        TrialFields.model_validate({key: 1.5})
+    except ValidationError:
+        try:
+            TrialFields.model_validate({key: 1})
+            return True
+        except ValidationError:
+            return False
+    return False
+
+
+def _validate_value(path: Path, where: str, key: str, value: Any) -> None:
+    """One key's value on its own, strictly typed (no "2" for 2, no true for 1, no 32.0 for 32)."""
+    try:
+        TrialFields.model_validate({key: value}, strict=True)
     except ValidationError as exc:
         raise SweeperError(f"{path}: {_first_error(exc, (where,), PARAM_KEYS)}") from None
 
@@ -212,6 +252,10 @@ def _parse_axis(path: Path, key: str, raw: dict[str, Any]) -> Axis:
             raise SweeperError(f"{path}: key {where!r}: `low <= high` must hold, but got (low={low}, high={high})")
         if kind == "loguniform" and low <= 0:
             raise SweeperError(f"{path}: key {where!r}: `low > 0` must hold for loguniform, but got low={low}")
+        if kind != "randint" and _takes_int(key):
+            raise SweeperError(
+                f"{path}: key {where!r}: {kind} draws fractions but {key!r} takes whole numbers; use randint"
+            )
     if kind in ("grid", "choice") and len({repr(v) for v in values}) != len(values):
         raise SweeperError(f"{path}: key {where!r}: values must be distinct, but got {values!r}")
     for v in values:
@@ -251,10 +295,10 @@ def _parse_variants(path: Path, raw: list[dict[str, Any]], axes: list[Axis]) -> 
             raise SweeperError(f"{path}: key {where + '.name'!r}: variant names must be unique, {name!r} repeats")
         _check_reference(path, where, entry.get("reference"))
         values = {k: v for k, v in entry.items() if k not in ("name", "reference")}
-        try:
-            TrialParams.model_validate(values)
-        except ValidationError as exc:
-            raise SweeperError(f"{path}: {_first_error(exc, (where,), PARAM_KEYS)}") from None
+        for key, value in values.items():
+            if key not in PARAM_KEYS:
+                raise SweeperError(f"{path}: key '{where}.{key}': unknown key{_nearest(key, PARAM_KEYS)}")
+            _validate_value(path, where, key, value)
         clash = sorted(searched & set(values))
         if clash:
             raise SweeperError(
@@ -265,13 +309,25 @@ def _parse_variants(path: Path, raw: list[dict[str, Any]], axes: list[Axis]) -> 
     return variants
 
 
+MAX_CHECKED_TRIALS = 20_000
+
+
+def _discrete_options(space: Space) -> list[tuple[str, list[Any]]]:
+    """Choice values and randint bounds: discrete draws a trial may get. Beyond MAX_CHECKED_TRIALS
+    combinations, only the axes that shape the network."""
+    axes = [a for a in space.random_axes if a.kind in ("choice", "randint")]
+    options = [(a.key, a.values if a.kind == "choice" else sorted(set(a.values))) for a in axes]
+    if math.prod(len(v) for _, v in options) * len(space.grid_points()) > MAX_CHECKED_TRIALS:
+        options = [(k, v) for k, v in options if k in ARCHITECTURE_KEYS]
+    return options
+
+
 def _check_trials(space: Space) -> None:
-    """Every reachable trial must be buildable: check all grid points x discrete architecture choices."""
-    arch_random = [a for a in space.random_axes if a.key in ARCHITECTURE_KEYS]
-    options = [a.values if a.kind == "choice" else sorted(set(a.values)) for a in arch_random]
+    """Every reachable trial must be buildable: each grid point with the discrete draws it may get."""
+    options = _discrete_options(space)
     for point in space.grid_points():
-        for combo in itertools.product(*options):
-            config = {**point, **dict(zip((a.key for a in arch_random), combo, strict=True))}
+        for combo in itertools.product(*(v for _, v in options)):
+            config = {**point, **dict(zip((k for k, _ in options), combo, strict=True))}
             try:
                 params = space.trial_params(config)
                 check_feasible(params)
@@ -279,7 +335,8 @@ def _check_trials(space: Space) -> None:
                     raise ValueError(f"max_epochs {params.max_epochs} exceeds the sweep's epochs {space.spec.epochs}")
             except (ValueError, ValidationError) as exc:
                 text = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-                raise SweeperError(f"{space.path}: trial {config}: {text.removeprefix('Value error, ')}") from None
+                which = f"trial {config}" if config else "parameters"
+                raise SweeperError(f"{space.path}: {which}: {text.removeprefix('Value error, ')}") from None
 
 
 def load(path: str | Path) -> Space:
@@ -296,16 +353,20 @@ def load(path: str | Path) -> Space:
 def load_text(text: str, path: Path) -> Space:
     """Validate search-space YAML text; `path` names it in errors and gives the default sweep name."""
     try:
-        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # C loader: 8x faster
+        raw = yaml.load(text, Loader=SpaceLoader)
+    except DuplicateKeyError as exc:
+        raise SweeperError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SweeperError(f"{path}: malformed YAML{where}: {problem}") from None
+    if raw is None:
+        raise SweeperError(f"{path}: the file is empty; a search space is a YAML mapping of keys")
     if not isinstance(raw, dict):
-        raise SweeperError(f"{path}: a search space is a YAML mapping of keys, but got {type(raw).__name__}")
+        raise SweeperError(f"{path}: a search space is a YAML mapping of keys, but got a {type(raw).__name__}")
     try:
-        spec = SweepSpec.model_validate(raw)
+        spec = SweepSpec.model_validate(raw, strict=True)
     except ValidationError as exc:
         err_loc = tuple(exc.errors()[0]["loc"])
         raise SweeperError(f"{path}: {_first_error(exc, (), _fields_at(err_loc))}") from None
@@ -319,10 +380,6 @@ def load_text(text: str, path: Path) -> Space:
         else:
             _validate_value(path, "parameters", key, value)
             literals[key] = value
-    try:
-        TrialParams.model_validate(literals)
-    except ValidationError as exc:
-        raise SweeperError(f"{path}: {_first_error(exc, ('parameters',), PARAM_KEYS)}") from None
     variants = _parse_variants(path, spec.variants, axes)
     references = {v["name"]: v["reference"] for v in spec.variants if v.get("reference")}
     space = Space(path=path, spec=spec, text=text, literals=literals, axes=axes, variants=variants,

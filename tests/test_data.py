@@ -98,3 +98,17 @@ def test_real_fashion_mnist_follows_the_study_protocol(real_data: Path) -> None:
     assert np.bincount(splits.y_test).tolist() == [1000] * 10  # the official test set is balanced
     assert np.bincount(np.concatenate([splits.y_train, splits.y_val])).tolist() == [6000] * 10
     assert splits.y_train[:5].tolist() == [9, 0, 0, 3, 0]  # the official file order
+
+
+def test_a_subset_larger_than_its_split_is_a_user_error(tiny_data: Path) -> None:
+    with pytest.raises(SweeperError, match="data.train_subset 481 is more than the 480 images"):
+        data.split(data.load_arrays(tiny_data), DataSpec(train_subset=481))
+
+
+def test_a_damaged_folder_leaves_no_staging_debris(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWEEPER_CACHE_DIR", str(tmp_path / "cache"))
+    folder = write_idx(tmp_path / "d", n_train=50, n_test=20)
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(b"junk")
+    with pytest.raises(SweeperError):
+        data.load_arrays(folder)
+    assert list((tmp_path / "cache" / "staged").iterdir()) == []

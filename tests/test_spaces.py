@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,32 @@ def test_bad_space_is_one_line_naming_file_and_key(tmp_path: Path, text: str, me
 def test_missing_file_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(SweeperError, match="cannot read search space"):
         spaces.load(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("epochs: 3\nepochs: 4\n", "key 'epochs' appears twice at line 2"),
+        ("", "the file is empty"),
+        ("epochs: true\n", "key 'epochs': Input should be a valid integer (got True)"),
+        ("resources: {cpu: '2'}\n", "key 'resources.cpu'"),
+        ("parameters: {batch_size: 32.0}\n", "key 'parameters.batch_size'"),
+        ("parameters: {model: mlp, hidden: [8, true]}\n", "key 'parameters.hidden.1'"),
+        ("parameters: {filters: {uniform: [8, 64]}}\n", "'filters' takes whole numbers; use randint"),
+        ("parameters: {nesterov: true, momentum: {choice: [0.0, 0.9]}}\n", "nesterov needs optimizer sgd"),
+        ("epochs: 5\nparameters: {max_epochs: {randint: [2, 9]}}\n", "max_epochs 9 exceeds the sweep's epochs 5"),
+    ],
+)
+def test_strict_types_duplicates_and_reachable_draws_are_checked(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(SweeperError, match=re.escape(message)):
+        spaces.load(write(tmp_path, text))
+
+
+def test_cross_key_rules_see_the_searched_values(tmp_path: Path) -> None:
+    space = spaces.load(write(tmp_path, "parameters: {nesterov: true, momentum: {grid: [0.5, 0.9]}}\n"))
+    assert space.num_trials == 2
+
+
+def test_exponent_floats_read_as_numbers(tmp_path: Path) -> None:
+    space = spaces.load(write(tmp_path, "parameters: {lr: 1e-3, weight_decay: {loguniform: [1e-6, 1e-3]}}\n"))
+    assert space.literals["lr"] == 0.001 and space.axes[0].values == [1e-6, 1e-3]
