@@ -3,12 +3,18 @@
 It lives at module level so Ray can pickle it into the experiment state and bring it back on
 `Tuner.restore`; the writer is (re)built in `setup`, from the files already in the folder, at every
 launch and resume, so a resumed sweep adds to its results and never duplicates a row.
+
+Progress: while `reporting_to(progress)` is open, the recorder also feeds that object's hooks (live.LiveView's:
+start, trial_started, trial_result, trial_ended, experiment_ended, tick; then close). The object is held
+here, in the driver process, never on the recorder: Ray pickles the recorder into the experiment state and a
+resumed sweep's recorder comes back from that pickle, yet reports to whatever view the resuming process opened.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +43,27 @@ def describe(row: dict[str, Any], metric: str) -> str:
     return f"trial {row['trial_id']}{variant}: {row['state']} after {row.get('epochs') or 0} epochs, {shown} ({how})"
 
 
+_progress: list[Any] = []  # the progress view of the sweep this process runs (at most one at a time)
+
+
+@contextmanager
+def reporting_to(progress: Any | None) -> Iterator[None]:
+    """Feed `progress` while a sweep runs in this process; close it when the sweep returns or fails."""
+    if progress is None:
+        yield
+        return
+    _progress.append(progress)
+    try:
+        yield
+    finally:
+        _progress.remove(progress)
+        progress.close()
+
+
+def _view() -> Any | None:
+    return _progress[-1] if _progress else None
+
+
 class ParquetRecorder(tune.Callback):
     """Feeds every reported epoch and every trial's end into a ResultsWriter."""
 
@@ -51,6 +78,8 @@ class ParquetRecorder(tune.Callback):
         state = read_state(self.folder) or {}
         self.writer = ResultsWriter(self.folder, session=max(len(state.get("sessions", [])) - 1, 0))
         self._backfill()
+        if (view := _view()) is not None:
+            view.start(self.space, self.folder, list(self.writer.trials.values()))
 
     def _backfill(self) -> None:
         """Epochs a killed driver reported but had not yet written: Ray's per-trial result.json has them."""
@@ -71,19 +100,26 @@ class ParquetRecorder(tune.Callback):
         assert self.writer is not None
         row = self.writer.trial(trial.trial_id, **fields)
         self.writer.flush()
-        if self.echo is not None:
-            self.echo(describe(row, self.space.spec.metric))
+        line = describe(row, self.space.spec.metric)
+        if (view := _view()) is not None:
+            view.trial_ended(row, line)
+        elif self.echo is not None:
+            self.echo(line)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         assert self.writer is not None
         params = self.space.trial_params(trial.config)
         self.writer.set_params(trial.trial_id, trial.config.get("variant"),
                                params.model_dump() | {"lr": params.learning_rate})
-        self.writer.trial(trial.trial_id, state="RUNNING", error=None)
+        row = self.writer.trial(trial.trial_id, state="RUNNING", error=None)
+        if (view := _view()) is not None:
+            view.trial_started(row)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         assert self.writer is not None
         self.writer.add_result(trial.trial_id, result)
+        if (view := _view()) is not None:
+            view.trial_result(self.writer.trials[trial.trial_id])
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         finished = bool((trial.last_result or {}).get("finished"))
@@ -92,6 +128,10 @@ class ParquetRecorder(tune.Callback):
             self._end(trial, state="TERMINATED", stopped_by=stopped)
         else:
             self._end(trial, state="TERMINATED")
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if (view := _view()) is not None:
+            view.tick()  # plain progress lines keep coming while epochs are long
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._end(trial, state="ERROR", error=error_message(trial)[:2000])
@@ -106,3 +146,5 @@ class ParquetRecorder(tune.Callback):
             elif row["state"] == "RUNNING":
                 self.writer.trial(trial.trial_id, state="INTERRUPTED")
         self.writer.flush()
+        if (view := _view()) is not None:
+            view.experiment_ended(list(self.writer.trials.values()))

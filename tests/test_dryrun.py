@@ -1,0 +1,103 @@
+"""Dry-run cost: per-trial budgets (max_epochs), the full run, ASHA's expectation, and the printed table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sweeper import spaces
+from sweeper.cli import app
+from sweeper.dryrun import CostModel, asha_milestones, cost
+
+from .conftest import REPO
+
+runner = CliRunner()
+
+
+def load(tmp_path: Path, text: str) -> spaces.Space:
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    return spaces.load(path)
+
+
+def test_slides_full_run_is_the_sum_of_each_variants_max_epochs() -> None:
+    c = cost(spaces.load(REPO / "search_spaces" / "slides.yaml"))
+    assert c.budgets == (10, 100, 100, 100, 100, 30, 26, 22, 27, 16)
+    assert c.full == 531 and c.expected == 531 and not c.asha  # FIFO: every trial runs its budget
+    result = runner.invoke(app, ["launch", str(REPO / "search_spaces" / "slides.yaml"), "--dry-run"],
+                           env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    assert "10 trials x 10 to 100 epochs each (their max_epochs) = 531 trial-epochs on a full run" in result.stdout
+    assert "FIFO: every trial runs its whole budget" in result.stdout
+    assert "1st MLP" in result.stdout and "epochs" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("max_t", "grace", "rf", "rungs"),
+    [(27, 1, 3, (1, 3, 9, 27)), (30, 3, 3, (3, 9, 27)), (4, 1, 2, (1, 2, 4)), (10, 1, 2.5, (1, 3, 7))],
+)
+def test_milestones_are_ray_ashas(max_t: int, grace: int, rf: float, rungs: tuple[int, ...]) -> None:
+    from ray.tune.schedulers import ASHAScheduler
+
+    assert asha_milestones(max_t, grace, rf) == rungs
+    ray_rungs = ASHAScheduler(time_attr="epoch", max_t=max_t, grace_period=grace, reduction_factor=rf,
+                              metric="m", mode="max")._brackets[0]._rungs
+    assert sorted({int(-(-m // 1)) for m, _ in ray_rungs}) == list(rungs)
+
+
+def test_uniform_budgets_match_spaces_expected_epochs(tmp_path: Path) -> None:
+    space = load(tmp_path, """
+epochs: 27
+scheduler: {type: asha, grace_period: 1, reduction_factor: 3}
+parameters: {model: logreg, lr: {grid: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]}}
+""")
+    c = cost(space)
+    assert (c.full, c.expected) == spaces.expected_epochs(space) == (243, pytest.approx(39))
+
+
+def test_asha_expectation_honours_each_trials_max_epochs(tmp_path: Path) -> None:
+    c = cost(load(tmp_path, """
+epochs: 9
+scheduler: {type: asha, grace_period: 1, reduction_factor: 3}
+variants: [{name: short, model: logreg, max_epochs: 2}, {name: long, model: logreg}]
+"""))
+    assert c.budgets == (2, 9) and c.full == 11
+    # two trials: the chance of passing k rungs is max(3^-k, 1/2); rungs at 1, 3 (9 is the end)
+    # short: 1 + 1 x 1/2 = 1.5; long: 1 + 2 x 1/2 + 6 x 1/2 = 5
+    assert c.expected == pytest.approx(6.5)
+
+
+def test_a_searched_max_epochs_counts_at_its_largest(tmp_path: Path) -> None:
+    c = cost(load(tmp_path, "epochs: 20\nscheduler: {type: fifo}\nparameters: {max_epochs: {choice: [5, 12]}}\n"))
+    assert c.budgets == (12,)
+
+
+def test_expected_from_an_epoch_is_conditional_on_reaching_it() -> None:
+    model = CostModel(milestones=(1, 3, 9), reduction_factor=3, floor=0.01)
+    assert model.expected(9) == pytest.approx(1 + 2 / 3 + 6 / 9)
+    assert model.expected(9, start=3) == pytest.approx(6)  # past the last rung: runs to the end
+    assert model.expected(9, start=2) == pytest.approx(1 + 6 / 3)
+    assert model.expected(9, start=9) == 0
+    assert CostModel().expected(10, start=4) == 6  # FIFO
+
+
+def test_dry_run_lists_trials_with_their_budgets_and_asha_rungs(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.yaml"
+    path.write_text("""
+epochs: 30
+scheduler: {type: asha, grace_period: 3, reduction_factor: 3}
+variants: [{name: quick, model: logreg, max_epochs: 10}, {name: full, model: mlp, hidden: [8]}]
+parameters: {lr: {grid: [0.1, 0.01]}, dropout: {uniform: [0.0, 0.3]}}
+""")
+    result = runner.invoke(app, ["launch", str(path), "--dry-run", "--storage", str(tmp_path / "runs")],
+                           env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "mixed: 4 trials" in out and "uniform(0.0, 0.3)" in out
+    assert "4 trials x 10 to 30 epochs each (their max_epochs) = 80 trial-epochs on a full run" in out
+    assert "ASHA (grace_period=3, reduction_factor=3, rungs at epochs 3, 9, 27): about" in out
+    rows = [line for line in out.splitlines() if "│ quick" in line or "│ full" in line]
+    assert len(rows) == 4 and all(" 10 " in r for r in rows if "quick" in r)
+    assert not (tmp_path / "runs").exists()
