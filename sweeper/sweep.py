@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from sweeper import cluster, preflight, raylog, spaces, state
 from sweeper import data as data_mod
-from sweeper import spaces, state
 from sweeper.errors import SweeperError
 from sweeper.results import is_uri, read_text, read_trials, write_text
 from sweeper.spaces import Space
@@ -86,13 +86,14 @@ def _scheduler(space: Space) -> Any:
                          reduction_factor=s.reduction_factor)
 
 
-def _init_ray(address: str | None) -> None:
+def _init_ray(address: str | None, verbose: bool = False) -> None:
     import ray
 
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():
         return
-    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING", "log_to_driver": False}
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "INFO" if verbose else "WARNING",
+                              "log_to_driver": verbose}
     if address:
         kwargs["address"] = address
     try:
@@ -173,12 +174,15 @@ def _missing(space: Space, trials: Any) -> int:
     return max(space.num_trials - len(trials), 0)
 
 
-def _run(tuner: Any, folder: str, run_state: dict[str, Any], command: str, name: str, space: Space) -> Outcome:
+def _run(tuner: Any, folder: str, run_state: dict[str, Any], command: str, name: str, space: Space,
+         progress: Any = None) -> Outcome:
+    from sweeper.recorder import reporting_to  # feeds the live view (live.py), closes it at the end
+
     state.start_session(run_state, command)
     state.write_state(folder, run_state)
     outcome_word = "failed"
     try:
-        with _sigterm_as_sigint():
+        with _sigterm_as_sigint(), reporting_to(progress):
             tuner.fit()
         outcome = _summarise(folder, name, space)
         outcome_word = "interrupted" if outcome.interrupted else "finished"
@@ -197,13 +201,15 @@ def _existing(folder: str) -> bool:
 def launch(
     space: Space, storage: str, name: str | None = None, address: str | None = None, data_dir: str | None = None,
     if_exists: Literal["refuse", "resume", "overwrite"] = "refuse", max_failures: int = 0,
-    echo: Callable[[str], Any] | None = print,
+    echo: Callable[[str], Any] | None = print, progress: Any = None, verbose: bool = False,
 ) -> Outcome:
-    """Run the sweep to its end (or an interrupt) in `<storage>/<name>/`."""
+    """Run the sweep to its end (or an interrupt) in `<storage>/<name>/`. `progress`: a live.LiveView;
+    `verbose`: let Ray's own output through rather than into the sweep's ray.log."""
     name = name or space.name
     folder = sweep_folder(storage, name)
     if _existing(folder) and if_exists == "resume":
-        return resume(name, storage, address=address, data_dir=data_dir, space=space, echo=echo)
+        return resume(name, storage, address=address, data_dir=data_dir, space=space, echo=echo,
+                      progress=progress, verbose=verbose)
     if _existing(folder) and if_exists == "refuse":
         old = state.read_state(folder)
         how = "is unfinished" if old and old.get("state") != "finished" else "already exists"
@@ -211,18 +217,20 @@ def launch(
             f"{folder}: sweep {name!r} {how}; continue it with `sweeper resume {name} --storage {storage}`, "
             f"or pass --resume or --overwrite to launch"
         )
+    preflight.check(space, storage, address)  # writable storage, resources this machine has
     data_dir = str(Path(data_dir).expanduser().resolve()) if data_dir else None
     splits = data_mod.load(data_dir, space.spec.data)  # before anything is written: a bad folder starts nothing
-    with state.locked(folder, name):
+    cluster.join(address, storage, lambda a: _init_ray(a, verbose))  # a cluster: all nodes must see storage
+    with state.locked(folder, name), raylog.ray_output(folder, verbose):
         if if_exists == "overwrite" and _existing(folder) and not is_uri(folder):
             for child in Path(folder).iterdir():
                 if child.name != state.LOCK_FILE:
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
-        _init_ray(address)
+        _init_ray(address, verbose)
         write_text(f"{folder}/{SPEC_FILE}", space.text)
         run_state = state.new_state(space, data_dir)
         tuner = _new_tuner(space, folder, storage, name, splits, max_failures, echo)
-        return _run(tuner, folder, run_state, "launch", name, space)
+        return _run(tuner, folder, run_state, "launch", name, space, progress)
 
 
 def load_sweep(name: str, storage: str) -> tuple[str, dict[str, Any], Space]:
@@ -238,7 +246,8 @@ def load_sweep(name: str, storage: str) -> tuple[str, dict[str, Any], Space]:
 
 def resume(
     name: str, storage: str, address: str | None = None, data_dir: str | None = None, space: Space | None = None,
-    errored: Errored = "leave", echo: Callable[[str], Any] | None = print,
+    errored: Errored = "leave", echo: Callable[[str], Any] | None = print, progress: Any = None,
+    verbose: bool = False,
 ) -> Outcome:
     """Continue an interrupted sweep from Ray's experiment state; unfinished trials restart from their
     last epoch checkpoint. `space`, if given, must not change what the trials are."""
@@ -250,14 +259,16 @@ def resume(
                 f"{space.path}: differs from the search space sweep {name!r} was launched with in "
                 f"{', '.join(changed)}; that would change its trials: launch it under another --name, or --overwrite"
             )
+    preflight.check(stored, storage, address)
     data_dir = data_dir or run_state.get("data_dir")
     splits = data_mod.load(data_dir, stored.spec.data)
-    with state.locked(folder, name):
-        _init_ray(address)
+    cluster.join(address, storage, lambda a: _init_ray(a, verbose))
+    with state.locked(folder, name), raylog.ray_output(folder, verbose):
+        _init_ray(address, verbose)
         from ray import tune
 
         tuner = tune.Tuner.restore(
             folder, trainable=_trainable(stored, splits), resume_unfinished=True,
             resume_errored=errored == "resume", restart_errored=errored == "restart",
         )
-        return _run(tuner, folder, run_state, f"resume --errored {errored}", name, stored)
+        return _run(tuner, folder, run_state, f"resume --errored {errored}", name, stored, progress)
