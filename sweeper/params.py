@@ -17,6 +17,13 @@ ARCHITECTURE_KEYS = (
     "model", "hidden", "conv_layers", "filters", "kernel_size", "pooling", "pool_every", "padding", "dense",
 )
 
+# Keys that only some model families use (a report leaves them out of the other families' tables).
+KEY_MODELS = {
+    **{k: {"cnn"} for k in ("conv_layers", "filters", "kernel_size", "padding", "pooling", "pool_every", "dense")},
+    "hidden": {"mlp"},
+    "dropout": {"mlp", "cnn"},
+}
+
 
 class TrialFields(BaseModel):
     """The keys and the rule for each alone (a search space checks every value it names against these)."""

@@ -18,18 +18,13 @@ import numpy as np
 import pandas as pd
 
 from sweeper.errors import SweeperError
+from sweeper.params import KEY_MODELS
 from sweeper.results import TRIAL_SCHEMA, TRIALS_FILE, read_text, read_trials
 
 SPEC_FILE = "spec.yaml"  # the copy of the search space that sweep.launch writes (sweep.py imports torch)
 PARAM_PREFIX = "param_"
 METRICS = ("train_loss", "val_loss", "test_loss", "train_accuracy", "val_accuracy", "test_accuracy")
 MODEL_ORDER = ("logreg", "mlp", "cnn")
-# Keys that shape only some model families: hidden from the other families' columns and "fixed" lines.
-KEY_MODELS = {
-    **{k: {"cnn"} for k in ("conv_layers", "filters", "kernel_size", "padding", "pooling", "pool_every", "dense")},
-    "hidden": {"mlp"},
-    "dropout": {"mlp", "cnn"},
-}
 # state / stopped_by -> how the trial ended, as the `end` column shows it
 END_COMPLETED, END_ASHA, END_EARLY, END_ERROR = "completed", "ASHA-stopped", "early-stopped", "error"
 
