@@ -128,6 +128,7 @@ def _new_tuner(space: Space, folder: str, storage: str, name: str, splits: data_
         tune_config=tune.TuneConfig(
             metric=spec.metric, mode=spec.mode, scheduler=_scheduler(space), num_samples=spec.num_samples,
             search_alg=BasicVariantGenerator(random_state=spec.seed, max_concurrent=spec.max_concurrent or 0),
+            reuse_actors=True,  # a new trial reuses a finished trial's process: no fresh torch import per trial
         ),
         run_config=tune.RunConfig(
             name=name, storage_path=_storage_path(storage),
