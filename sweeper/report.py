@@ -42,6 +42,7 @@ class Sweep:
     variants: list[str] = field(default_factory=list)  # in the spec's order
     asha_rungs: list[float] = field(default_factory=list)  # epochs at which ASHA may stop a trial
     note: str | None = None  # why spec.yaml gave nothing
+    description: str | None = None  # the search space's own `description`, shown in the header
 
 
 @dataclass
@@ -171,6 +172,7 @@ def _attach_spec(sweep: Sweep) -> None:
         sweep.note = f"{sweep.name}: {SPEC_FILE} unusable, so no reference numbers ({exc})"
         return
     spec = space.spec
+    sweep.description = " ".join(spec.description.split()) if spec.description else None
     sweep.metric, sweep.mode = spec.metric, spec.mode or "max"
     sweep.references = {k: {m: v for m, v in ref.items() if v is not None} for k, ref in space.references.items()}
     sweep.variants = list(space.variants)
@@ -369,6 +371,8 @@ def build(
         sweeps.append(sweep)
         if sweep.note:
             notes.append(sweep.note)
+        if sweep.description:
+            notes.append(f"{name}: {sweep.description}")
     if not sweeps:
         raise SweeperError(f"no results: {'; '.join(notes)}")
     metric, mode = sweeps[0].metric, sweeps[0].mode

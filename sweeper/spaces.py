@@ -56,6 +56,7 @@ class SweepSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, pattern=NAME_PATTERN)  # sweep folder name; default: file stem
+    description: str | None = None  # free text that reports print in their header (findings, intent)
     metric: Literal["val_accuracy", "val_loss", "train_accuracy", "train_loss"] = "val_accuracy"
     mode: Literal["min", "max"] | None = None  # default: max for accuracy, min for loss
     epochs: PositiveInt = 10  # max epochs per trial (ASHA's max_t)

@@ -26,7 +26,7 @@ from sweeper.spaces import Space
 STATE_FILE = "sweep.json"
 LOCK_FILE = ".lock"
 # Keys that do not change which trials run or what they compute: a resume may differ in these.
-RESUME_SAFE_KEYS = {"resources", "max_concurrent"}
+RESUME_SAFE_KEYS = {"resources", "max_concurrent", "description"}
 
 
 def fingerprint(space: Space) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from sweeper import spaces
 from sweeper.cli import app
 from sweeper.params import TrialParams
 from sweeper.report import build
-from sweeper.report_tables import print_rich
+from sweeper.report_tables import markdown, print_rich
 from sweeper.results import ResultsWriter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,6 +25,9 @@ SLIDES = REPO / "search_spaces" / "slides.yaml"
 OOM = "RuntimeError: CUDA error: out of memory"
 ASHA_SPEC = """\
 name: asha
+description: >
+  Kernel size against filters,
+  under ASHA.
 metric: val_loss
 epochs: 9
 scheduler: {type: asha, grace_period: 1, reduction_factor: 3}
@@ -322,3 +325,9 @@ def test_help_lists_options_and_does_not_import_pandas() -> None:
         assert option in result.stdout
     code = "import sys, sweeper.report_cli; print(sorted({'pandas', 'matplotlib', 'pyarrow'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+
+
+def test_the_spaces_description_heads_the_report(storage: Path) -> None:
+    out = render("asha", storage=storage)
+    assert "asha: Kernel size against filters, under ASHA." in out
+    assert "asha: Kernel size against filters, under ASHA." in markdown(build(["asha"], str(storage)))

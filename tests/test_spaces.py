@@ -24,7 +24,7 @@ def write(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_shipped_spaces_load_and_every_trial_resolves(path: Path) -> None:
     space = spaces.load(path)
-    assert space.num_trials >= 5
+    assert space.num_trials >= 2
     for point in space.grid_points():
         space.trial_params(point)
 
