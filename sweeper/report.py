@@ -20,8 +20,8 @@ import pandas as pd
 from sweeper.errors import SweeperError
 from sweeper.params import KEY_MODELS
 from sweeper.results import TRIAL_SCHEMA, TRIALS_FILE, read_text, read_trials
+from sweeper.state import SPEC_FILE
 
-SPEC_FILE = "spec.yaml"  # the copy of the search space that sweep.launch writes (sweep.py imports torch)
 PARAM_PREFIX = "param_"
 METRICS = ("train_loss", "val_loss", "test_loss", "train_accuracy", "val_accuracy", "test_accuracy")
 MODEL_ORDER = ("logreg", "mlp", "cnn")

@@ -10,16 +10,19 @@ the files already in the folder, so a resumed sweep adds to them without duplica
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweeper.errors import SweeperError
+
+if TYPE_CHECKING:  # pandas loads only where a frame is built, so `sweeper status`/`list` stay light
+    import pandas as pd
 
 TRIALS_FILE = "trials.parquet"
 EPOCHS_FILE = "epochs.parquet"
@@ -130,7 +133,7 @@ class ResultsWriter:
             except SweeperError:
                 continue
             for row in df.to_dict("records"):
-                row = {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()}
+                row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
                 key = (row["trial_id"], int(row["epoch"])) if name == EPOCHS_FILE else row["trial_id"]
                 store[key] = row  # type: ignore[index]
 
@@ -179,6 +182,8 @@ class ResultsWriter:
         if not self._dirty and self._last_flush is not None:
             return
         started = time.monotonic()
+        import pandas as pd
+
         trials = pd.DataFrame(list(self.trials.values()), columns=None if self.trials else TRIAL_SCHEMA.names)
         epochs = pd.DataFrame(list(self.epochs.values()), columns=EPOCH_SCHEMA.names)
         if len(epochs):

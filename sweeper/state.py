@@ -25,6 +25,7 @@ from sweeper.spaces import Space
 
 STATE_FILE = "sweep.json"
 LOCK_FILE = ".lock"
+SPEC_FILE = "spec.yaml"  # the search space's YAML, verbatim, as launched
 # Keys that do not change which trials run or what they compute: a resume may differ in these.
 RESUME_SAFE_KEYS = {"resources", "max_concurrent", "description"}
 
@@ -83,7 +84,7 @@ def end_session(state: dict[str, Any], outcome: str) -> None:
     state["state"] = outcome
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -115,7 +116,7 @@ def locked(target: str, name: str) -> Iterator[None]:
                 holder = {}
             pid = int(holder.get("pid", 0) or 0)
             same_host = holder.get("host", socket.gethostname()) == socket.gethostname()
-            if pid and (not same_host or _pid_alive(pid)):
+            if pid and (not same_host or pid_alive(pid)):
                 where = "" if same_host else f" on {holder.get('host')}"
                 raise SweeperError(
                     f"{folder}: sweep {name!r} is already running (pid {pid}{where}, "

@@ -11,7 +11,6 @@ the time-left estimate of a running sweep.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from dataclasses import dataclass
@@ -23,12 +22,9 @@ from rich.table import Table
 
 from sweeper.errors import SweeperError
 from sweeper.live import CATEGORIES, Tracker, duration
+from sweeper.results import EPOCHS_FILE, TRIALS_FILE
+from sweeper.state import LOCK_FILE, SPEC_FILE, STATE_FILE, pid_alive
 
-STATE_FILE = "sweep.json"
-LOCK_FILE = ".lock"
-SPEC_FILE = "spec.yaml"
-TRIALS_FILE = "trials.parquet"
-EPOCHS_FILE = "epochs.parquet"
 DIED = "interrupted (driver died)"
 
 
@@ -132,16 +128,6 @@ def planned_trials(fingerprint: dict[str, Any]) -> int:
     return n * int(fingerprint.get("num_samples") or 1)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @dataclass
 class Driver:
     label: str  # running | running (on HOST) | interrupted (driver died) | sweep.json's state
@@ -163,7 +149,7 @@ def driver(folder: str, sweep_state: dict[str, Any]) -> Driver:
     pid, host = int(lock.get("pid") or 0), lock.get("host")
     if host and host != socket.gethostname():
         return Driver(f"running (on {host})", pid, host)
-    return Driver("running", pid, host) if pid and _pid_alive(pid) else Driver(DIED, pid, host)
+    return Driver("running", pid, host) if pid and pid_alive(pid) else Driver(DIED, pid, host)
 
 
 def _last_sign_of_life(folder: str, fallback: float) -> float:

@@ -25,7 +25,7 @@ from sweeper.errors import SweeperError
 from sweeper.results import is_uri, read_text, read_trials, write_text
 from sweeper.spaces import Space
 
-SPEC_FILE = "spec.yaml"
+SPEC_FILE = state.SPEC_FILE
 Errored = Literal["resume", "restart", "leave"]
 
 

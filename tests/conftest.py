@@ -58,3 +58,15 @@ def ray_session():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def drivers():
+    """Driver subprocesses a test starts; their process groups are killed when it ends."""
+    from .drivers import Driver
+
+    started: list[Driver] = []
+    yield started
+    for d in started:
+        d.kill_group()
+        d.proc.wait(timeout=30)

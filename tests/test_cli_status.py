@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from sweeper import report, results, state, status, sweep
+from sweeper import state
 from sweeper.cli import app
 from sweeper.results import TRIAL_SCHEMA, write_atomic
 
@@ -63,12 +63,6 @@ def edit_state(folder: Path, **fields: object) -> None:
 def invoke(*args: str) -> tuple[int, str, str]:
     result = runner.invoke(app, list(args), env={"COLUMNS": "200"})
     return result.exit_code, result.stdout, result.stderr
-
-
-def test_file_names_agree_with_the_modules_that_write_them() -> None:
-    assert (status.STATE_FILE, status.LOCK_FILE) == (state.STATE_FILE, state.LOCK_FILE)
-    assert (status.TRIALS_FILE, status.EPOCHS_FILE) == (results.TRIALS_FILE, results.EPOCHS_FILE)
-    assert status.SPEC_FILE == sweep.SPEC_FILE == report.SPEC_FILE
 
 
 def test_status_of_a_finished_sweep(runs: Path) -> None:

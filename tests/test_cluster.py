@@ -11,10 +11,7 @@ import copy
 import json
 import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 import time
 import tomllib
 from collections.abc import Iterator
@@ -35,6 +32,7 @@ from sweeper.cluster import LocalCluster, LocalNode
 from sweeper.errors import SweeperError
 
 from .conftest import REPO, write_idx
+from .drivers import Driver
 
 CLUSTER_YAML = REPO / "cluster.yaml"
 
@@ -178,42 +176,8 @@ def two_nodes(shared_cluster: LocalCluster, node_cache: Path) -> tuple[LocalClus
     return shared_cluster, workers[-1]
 
 
-class Driver:
-    """`python -m sweeper ...` joining a cluster, in its own process group."""
-
-    def __init__(self, c: LocalCluster, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sweeper", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=c.env(), start_new_session=True, cwd=REPO,
-        )
-
-    def wait(self, timeout: float = 240) -> tuple[int, str]:
-        try:
-            out, _ = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill_group()
-            out, _ = self.proc.communicate()
-            raise AssertionError(f"driver did not finish in {timeout}s:\n{out}") from None
-        return self.proc.returncode, out
-
-    def kill_group(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-@pytest.fixture
-def drivers() -> Iterator[list[Driver]]:
-    started: list[Driver] = []
-    yield started
-    for d in started:
-        d.kill_group()
-        d.proc.wait(timeout=30)
-
-
 def run(c: LocalCluster, drivers: list[Driver], *args: str, timeout: float = 240) -> tuple[int, str]:
-    driver = Driver(c, *args)
+    driver = Driver(*args, env=c.env())
     drivers.append(driver)
     return driver.wait(timeout)
 
@@ -395,7 +359,7 @@ def test_killing_a_worker_node_mid_sweep_loses_no_trial(
     space = write_space(tmp_path, "kill", epochs=3, trials=2, model="cnn")  # one trial per node
     runs = tmp_path / "runs"
     folder = runs / "kill"
-    driver = Driver(c, "launch", str(space), "--address", c.address, "--storage", str(runs),
+    driver = Driver("launch", str(space), "--address", c.address, "--storage", str(runs),
                     "--data-dir", str(medium_data))
     drivers.append(driver)
     worker_id = worker.node_id()[:8]

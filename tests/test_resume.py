@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +23,7 @@ from sweeper.cli import app
 from sweeper.errors import SweeperError
 
 from .conftest import write_idx
+from .drivers import Driver
 
 runner = CliRunner()
 SPACE = """
@@ -39,35 +39,6 @@ parameters: {{model: cnn, filters: 16, kernel_size: 3, optimizer: adam, seed: {{
 def medium_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3,000 synthetic training images: epochs long enough (about a second) to interrupt mid-trial."""
     return write_idx(tmp_path_factory.mktemp("medium") / "data", n_train=3000, n_test=200)
-
-
-class Driver:
-    """A `sweeper` subprocess in its own process group."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sweeper", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True,
-        )
-
-    def wait(self, timeout: float = 180) -> tuple[int, str]:
-        out, _ = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, out
-
-    def kill_group(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-@pytest.fixture
-def drivers() -> Iterator[list[Driver]]:
-    started: list[Driver] = []
-    yield started
-    for d in started:
-        d.kill_group()
-        d.proc.wait(timeout=30)
 
 
 def wait_for_epochs(folder: Path, at_least: int, timeout: float = 120) -> pd.DataFrame:
