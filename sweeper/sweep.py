@@ -265,6 +265,10 @@ def resume(
     splits = data_mod.load(data_dir, stored.spec.data)
     cluster.join(address, storage, lambda a: _init_ray(a, verbose))
     with state.locked(folder, name), raylog.ray_output(folder, verbose):
+        if space is not None and space.text != stored.text:
+            # Only keys that leave the trials alone changed (resources, max_concurrent, description): record them.
+            write_text(f"{folder}/{SPEC_FILE}", space.text)
+            run_state["fingerprint"] = state.fingerprint(space)
         _init_ray(address, verbose)
         from ray import tune
 

@@ -174,6 +174,16 @@ def test_resume_with_a_changed_space_names_the_changed_keys(finished_sweep: tupl
     assert result.exit_code == 2 and "epochs, parameters.lr.grid" in result.stderr
 
 
+def test_resume_records_a_new_description_and_resources(finished_sweep: tuple[Path, Path]) -> None:
+    path, runs = finished_sweep
+    noted = path.with_name("noted.yaml")
+    noted.write_text(path.read_text() + "description: what we found\nresources: {cpu: 1}\n")
+    result = runner.invoke(app, ["resume", "done", "--storage", str(runs), "--space", str(noted)])
+    assert result.exit_code == 0, result.output
+    assert (runs / "done" / "spec.yaml").read_text() == noted.read_text()
+    assert json.loads((runs / "done" / "sweep.json").read_text())["fingerprint"]["description"] == "what we found"
+
+
 def test_launch_on_an_existing_name_refuses_unless_overwrite(
     finished_sweep: tuple[Path, Path], tiny_data: Path
 ) -> None:
