@@ -1,6 +1,6 @@
 """What ASHA saves: search_spaces/cnn.yaml on a subset, once with ASHA and once as a full grid (FIFO).
 
-    .venv/bin/python benchmarks/asha.py [--train-subset 2000] [--val-subset 2000] [--epochs 9]
+    .venv/bin/python benchmarks/asha.py [--train-subset 1000] [--val-subset 1000] [--epochs 27]
 
 Both sweeps run the same 32 trials of the CNN family (same seeds, same data subset) on the local Ray.
 Prints the trial-epochs each used, the fraction ASHA used, the best validation accuracy each found and
@@ -45,9 +45,9 @@ def run(text: str, name: str, work: Path, data_dir: str) -> tuple[pd.DataFrame, 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--train-subset", type=int, default=2000)
-    ap.add_argument("--val-subset", type=int, default=2000)
-    ap.add_argument("--epochs", type=int, default=9)
+    ap.add_argument("--train-subset", type=int, default=1000)
+    ap.add_argument("--val-subset", type=int, default=1000)
+    ap.add_argument("--epochs", type=int, default=27)  # rungs at 1, 3, 9: the shape of cnn.yaml's 3, 9, 27
     ap.add_argument("--grace-period", type=int, default=1)
     ap.add_argument("--reduction-factor", type=int, default=3)
     args = ap.parse_args()

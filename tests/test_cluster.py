@@ -209,7 +209,9 @@ def trial_intervals(folder: Path) -> list[tuple[float, float, dict[str, Any]]]:
     for log in folder.glob("*/result.json"):
         results = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
         first, last = results[0], results[-1]
-        out.append((first["timestamp"] - first["time_this_iter_s"], last["timestamp"], last))
+        # reported_at is the trial's own float clock (Ray's `timestamp` is whole seconds: reused actors start a
+        # trial within the second the last one ended, which whole seconds would show as overlapping)
+        out.append((first["reported_at"] - first["time_this_iter_s"], last["reported_at"], last))
     return out
 
 
@@ -360,7 +362,7 @@ def test_killing_a_worker_node_mid_sweep_loses_no_trial(
     runs = tmp_path / "runs"
     folder = runs / "kill"
     driver = Driver("launch", str(space), "--address", c.address, "--storage", str(runs),
-                    "--data-dir", str(medium_data))
+                    "--data-dir", str(medium_data), env=c.env())
     drivers.append(driver)
     worker_id = worker.node_id()[:8]
     victim = wait_for(lambda: running_on(folder, worker_id), timeout=180, what=f"a trial's epoch on {worker_id}")
