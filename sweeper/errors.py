@@ -1,4 +1,10 @@
-"""Errors a user can cause. The CLI prints them as one line and exits with code 2."""
+"""Errors a user can cause, and the hint that names what they probably meant. The CLI prints a SweeperError as
+one line and exits with code 2."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
 
 
 class SweeperError(Exception):
@@ -8,3 +14,12 @@ class SweeperError(Exception):
     """
 
     exit_code = 2
+
+
+def did_you_mean(word: str, options: Iterable[str], aliases: Mapping[str, str] | None = None) -> str:
+    """" (did you mean 'x'?)" for the option closest to `word` (or the one an alias names), else ""."""
+    options = list(options)
+    if aliases and aliases.get(word) in options:
+        return f" (did you mean {aliases[word]!r}?)"
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""

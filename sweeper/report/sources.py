@@ -1,0 +1,114 @@
+"""Which sweeps a report reads, and each one's trials and what its spec.yaml says about them.
+
+A report names sweeps under --storage (the same folders every command finds, store/storage.py), or results
+folders given by path (a copy of a sweep's folder holding trials.parquet). Only trials.parquet and spec.yaml
+are read here, so the terminal table stays fast on a sweep of any size; epochs.parquet only for plots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from sweeper.errors import SweeperError, did_you_mean
+from sweeper.spec.cost import asha_milestones
+from sweeper.spec.loader import load_text
+from sweeper.store.files import SPEC_FILE, TRIALS_FILE
+from sweeper.store.parquet import read_frame
+from sweeper.store.storage import Storage, SweepFolder, is_uri
+from sweeper.store.sweeps import sweep_names
+
+
+@dataclass
+class Sweep:
+    """One sweep's results folder, its trials, and what its spec.yaml says about them."""
+
+    name: str
+    folder: SweepFolder
+    trials: pd.DataFrame
+    metric: str = "val_accuracy"
+    mode: str = "max"
+    references: dict[str, dict[str, float]] = field(default_factory=dict)  # variant -> metric -> value
+    variants: list[str] = field(default_factory=list)  # in the spec's order
+    asha_rungs: list[int] = field(default_factory=list)  # epochs at which ASHA may stop a trial
+    note: str | None = None  # why spec.yaml gave nothing
+    description: str | None = None  # the search space's own `description`, shown in the header
+
+
+def _results_folder(arg: str) -> SweepFolder | None:
+    """A results folder named by path or URI (rather than a sweep name), if `arg` is one."""
+    if is_uri(arg) or arg.startswith("file://"):
+        parent, _, name = arg.rstrip("/").rpartition("/")
+        return Storage.parse(parent).folder(name)
+    path = Path(arg).expanduser()
+    if path.is_dir() and (path / TRIALS_FILE).is_file():
+        return Storage.parse(str(path.absolute().parent)).folder(path.absolute().name)
+    return None
+
+
+def _resolve_one(arg: str, storage: Storage) -> SweepFolder:
+    given = _results_folder(arg)
+    if given is not None:
+        return given
+    folder = storage.folder(arg)
+    if folder.has(TRIALS_FILE):
+        return folder
+    if Path(arg).expanduser().is_dir():
+        raise SweeperError(f"{arg}: this folder holds no {TRIALS_FILE}, so it is not a sweep's results folder "
+                           f"(or its sweep has not written any results yet)")
+    known = _names(storage)
+    if arg in known:
+        raise SweeperError(f"sweep {arg!r}: {folder} holds no {TRIALS_FILE} yet (no trial has reported)")
+    hint = did_you_mean(arg, known) or (f"; sweeps there: {', '.join(known[:8])}" if known else "")
+    raise SweeperError(f"sweep {arg!r}: no results: not a folder holding {TRIALS_FILE}, nor a sweep under "
+                       f"--storage {storage}{hint}")
+
+
+def _names(storage: Storage) -> list[str]:
+    try:
+        return sweep_names(storage)
+    except SweeperError:
+        return []
+
+
+def resolve_sweeps(args: list[str], storage: Storage) -> list[tuple[str, SweepFolder]]:
+    """(name, folder) per argument; no argument means every sweep under storage that has results."""
+    if not args:
+        found = [storage.folder(n) for n in _names(storage)]
+        found = [f for f in found if f.has(TRIALS_FILE)]
+        if not found:
+            raise SweeperError(f"--storage {storage}: no sweep results there; name a sweep or a results folder")
+        return [(f.name, f) for f in found]
+    folders = [_resolve_one(a, storage) for a in args]
+    names = [f.name for f in folders]
+    return [(a if names.count(f.name) > 1 else f.name, f) for a, f in zip(args, folders, strict=True)]
+
+
+def _attach_spec(sweep: Sweep) -> None:
+    """Metric, mode, variant order, ASHA rungs and references from spec.yaml; the report works without it."""
+    where = sweep.folder.uri(SPEC_FILE)
+    try:
+        text = sweep.folder.read_text(SPEC_FILE)
+        if text is None:
+            sweep.note = f"{sweep.name}: no {SPEC_FILE} in {sweep.folder}, so no reference numbers"
+            return
+        space = load_text(text, Path(where))
+    except SweeperError as exc:
+        sweep.note = f"{sweep.name}: {SPEC_FILE} unusable, so no reference numbers ({exc})"
+        return
+    spec = space.spec
+    sweep.description = " ".join(spec.description.split()) if spec.description else None
+    sweep.metric, sweep.mode = spec.metric, spec.mode or "max"
+    sweep.references = {k: {m: v for m, v in ref.items() if v is not None} for k, ref in space.references.items()}
+    sweep.variants = list(space.variants)
+    if spec.scheduler.type == "asha":
+        sweep.asha_rungs = [m for m in asha_milestones(spec.epochs, spec.scheduler.grace_period,
+                                                       spec.scheduler.reduction_factor) if m < spec.epochs]
+
+
+def read_sweep(name: str, folder: SweepFolder) -> Sweep:
+    sweep = Sweep(name=name, folder=folder, trials=read_frame(folder, TRIALS_FILE))
+    _attach_spec(sweep)
+    return sweep

@@ -1,0 +1,181 @@
+"""Fashion-MNIST through torchvision: locate, stage, split (study protocol) and subset.
+
+The data folder may be read-only (CI's shared copy is): it is never written to. Its .gz files are
+decompressed into a writable cache laid out as torchvision's `<root>/FashionMNIST/raw/`, and torchvision
+reads them from there. With no folder given, torchvision downloads into the cache.
+
+Splits follow the study (Keras `validation_split=0.2`): validation = the LAST 20% of the training file,
+unshuffled; training = the rest; test = the test file. Arrays stay uint8 (N, 28, 28) + int64 labels so the
+driver can put them in Ray's object store once; trials scale to [0, 1] on their own device.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sweeper.errors import SweeperError
+from sweeper.spec.schema import DataSpec
+
+FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+IDX_MAGIC = {"images": 2051, "labels": 2049}
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Train/val/test arrays: x uint8 (N, 28, 28), y int64 (N,)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("SWEEPER_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sweeper"
+    )
+    return Path(root)
+
+
+def _find_raw(folder: Path) -> Path:
+    """The folder holding the four files (.gz or decompressed): the folder itself or a torchvision root."""
+    for candidate in (folder, folder / "FashionMNIST" / "raw", folder / "raw"):
+        if all((candidate / f"{name}.gz").is_file() or (candidate / name).is_file() for name in FILES):
+            return candidate
+    missing = [f"{n}.gz" for n in FILES if not (folder / f"{n}.gz").is_file() and not (folder / n).is_file()]
+    raise SweeperError(
+        f"{folder}: data folder must hold the four Fashion-MNIST files (or FashionMNIST/raw/ with them); "
+        f"missing {', '.join(missing)}"
+    )
+
+
+def _check_idx(path: Path, name: str, data: bytes) -> None:
+    kind = "images" if "images" in name else "labels"
+    if len(data) < 8:
+        raise SweeperError(f"{path}: not an IDX {kind} file: only {len(data)} bytes")
+    magic, count = struct.unpack(">II", data[:8])
+    if magic != IDX_MAGIC[kind]:
+        raise SweeperError(f"{path}: not an IDX {kind} file: magic number {magic}, expected {IDX_MAGIC[kind]}")
+    expected = 16 + count * 28 * 28 if kind == "images" else 8 + count
+    if len(data) != expected:
+        raise SweeperError(f"{path}: truncated or padded IDX {kind} file: {len(data)} bytes, header says {expected}")
+
+
+def _read_source(raw: Path, name: str) -> tuple[Path, bytes]:
+    gz, plain = raw / f"{name}.gz", raw / name
+    src = gz if gz.is_file() else plain
+    try:
+        if src is gz:
+            with gzip.open(src, "rb") as fh:
+                data = fh.read()
+        else:
+            data = src.read_bytes()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise SweeperError(f"{src}: cannot read data file: {exc}") from None
+    _check_idx(src, name, data)
+    return src, data
+
+
+def stage(folder: str | Path) -> Path:
+    """Decompress and check the four files into a cache root that torchvision reads; return that root.
+
+    The cache key is the source folder and the files' sizes and mtimes, so a changed folder is re-staged.
+    """
+    folder = Path(folder).expanduser().resolve()
+    if not folder.is_dir():
+        raise SweeperError(f"{folder}: data folder does not exist or is not a folder")
+    raw = _find_raw(folder)
+    key = hashlib.sha256(str(raw).encode())
+    for name in FILES:
+        for src in (raw / f"{name}.gz", raw / name):
+            if src.is_file():
+                st = src.stat()
+                key.update(f"{src.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    root = cache_dir() / "staged" / key.hexdigest()[:16]
+    target = root / "FashionMNIST" / "raw"
+    if all((target / name).is_file() for name in FILES):
+        return root
+    tmp = root.with_name(root.name + f".tmp{os.getpid()}")
+    (tmp / "FashionMNIST" / "raw").mkdir(parents=True, exist_ok=True)
+    try:
+        for name in FILES:
+            _, data = _read_source(raw, name)
+            (tmp / "FashionMNIST" / "raw" / name).write_bytes(data)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(root, ignore_errors=True)
+    try:
+        tmp.rename(root)
+    except OSError:  # another process staged it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def _torchvision_arrays(root: Path, download: bool) -> tuple[np.ndarray, ...]:
+    from torchvision.datasets import FashionMNIST
+
+    try:
+        train = FashionMNIST(str(root), train=True, download=download)
+        test = FashionMNIST(str(root), train=False, download=download)
+    except RuntimeError as exc:
+        raise SweeperError(f"{root}: torchvision could not load Fashion-MNIST: {exc}") from None
+    return (
+        train.data.numpy(), train.targets.numpy().astype(np.int64),
+        test.data.numpy(), test.targets.numpy().astype(np.int64),
+    )
+
+
+def load_arrays(data_dir: str | Path | None) -> tuple[np.ndarray, ...]:
+    """(x_train_file, y_train_file, x_test, y_test) from a folder, SWEEPER_DATA_DIR, or a download."""
+    folder = data_dir or os.environ.get("SWEEPER_DATA_DIR")
+    if folder:
+        return _torchvision_arrays(stage(folder), download=False)
+    return _torchvision_arrays(cache_dir() / "download", download=True)
+
+
+def _subset(
+    x: np.ndarray, y: np.ndarray, n: int | None, rng: np.random.Generator, key: str
+) -> tuple[np.ndarray, ...]:
+    if n is not None and n > len(y):
+        raise SweeperError(f"data.{key} {n} is more than the {len(y)} images of that split")
+    if n is None or n == len(y):
+        return x, y
+    idx = np.sort(rng.choice(len(y), size=n, replace=False))
+    return x[idx], y[idx]
+
+
+def split(arrays: tuple[np.ndarray, ...], spec: DataSpec) -> Splits:
+    """Study protocol split plus optional seeded subsets."""
+    x_file, y_file, x_test, y_test = arrays
+    n_val = int(round(len(y_file) * spec.val_fraction))
+    cut = len(y_file) - n_val
+    rng = np.random.default_rng(spec.seed)
+    x_tr, y_tr = _subset(x_file[:cut], y_file[:cut], spec.train_subset, rng, "train_subset")
+    x_va, y_va = _subset(x_file[cut:], y_file[cut:], spec.val_subset, rng, "val_subset")
+    x_te, y_te = _subset(x_test, y_test, spec.test_subset, rng, "test_subset")
+    return Splits(*(np.ascontiguousarray(a) for a in (x_tr, y_tr, x_va, y_va, x_te, y_te)))
+
+
+def load(data_dir: str | Path | None, spec: DataSpec) -> Splits:
+    """Load Fashion-MNIST and split it as the study did."""
+    return split(load_arrays(data_dir), spec)

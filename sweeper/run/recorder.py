@@ -1,0 +1,144 @@
+"""The Tune callback that records every reported epoch and every trial's end into Parquet, and tells a
+progress view (a `Progress`) as it goes.
+
+Ray pickles the callback into the experiment state; the writer and the progress view are left out of that
+pickle, and on resume run/tuner.py puts a fresh recorder in place of the one Ray brings back. The writer is
+built in `setup`, from the files already in the folder, so a resumed sweep adds to its results and never
+duplicates a row. Epochs a killed driver never wrote are backfilled from Ray's per-trial result.json files, on
+local and URI storage alike.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from ray import tune
+
+from sweeper.spec.space import Space
+from sweeper.store.state import read_state, sessions
+from sweeper.store.storage import SweepFolder
+from sweeper.store.trials import StoppedBy, TrialState, ended_of
+from sweeper.store.writer import ResultsWriter
+
+
+def error_message(trial: Any) -> str:
+    """The last line of the trial's error (e.g. "FloatingPointError: train loss is nan at epoch 1")."""
+    path = trial.error_file  # written locally before callbacks run; storage gets it later
+    text = Path(path).read_text() if path and Path(path).is_file() else str(trial.get_error() or "")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else "trial failed"
+
+
+def describe(row: dict[str, Any], metric: str) -> str:
+    """One line about a trial that ended: for plain progress output."""
+    value = row.get(metric)
+    shown = f"{metric}={value:.4f}" if isinstance(value, float) else f"{metric}=-"
+    how = row.get("error") or ended_of(row).describe
+    variant = f" {row['variant']}" if row.get("variant") else ""
+    return f"trial {row['trial_id']}{variant}: {row['state']} after {row.get('epochs') or 0} epochs, {shown} ({how})"
+
+
+class Progress(Protocol):
+    """What the recorder tells a progress view (watch/live.py's LiveView) while a sweep runs in this process."""
+
+    def start(self, space: Space, folder: SweepFolder, rows: list[dict[str, Any]]) -> None: ...
+    def trial_started(self, row: dict[str, Any]) -> None: ...
+    def trial_result(self, row: dict[str, Any]) -> None: ...
+    def trial_ended(self, row: dict[str, Any], line: str) -> None: ...
+    def experiment_ended(self, rows: list[dict[str, Any]]) -> None: ...
+    def tick(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class ParquetRecorder(tune.Callback):
+    """Feeds every reported epoch and every trial's end into a ResultsWriter, and into `progress` if given."""
+
+    def __init__(self, folder: SweepFolder, space: Space, echo: Callable[[str], Any] | None = print,
+                 progress: Progress | None = None) -> None:
+        self.folder, self.space, self.echo, self.progress = folder, space, echo, progress
+        self.asha = space.spec.scheduler.type == "asha"
+        self.writer: ResultsWriter | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "writer": None, "progress": None, "echo": None}
+
+    def _writer(self) -> ResultsWriter:
+        if self.writer is None:
+            raise RuntimeError("ParquetRecorder used before Ray called setup()")
+        return self.writer
+
+    def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
+              **info: Any) -> None:
+        state = read_state(self.folder) or {}
+        self.writer = ResultsWriter(self.folder, session=max(len(sessions(state)) - 1, 0))
+        self._backfill()
+        if self.progress is not None:
+            self.progress.start(self.space, self.folder, list(self.writer.trials.values()))
+
+    def _backfill(self) -> None:
+        """Epochs a killed driver reported but had not yet written: Ray's per-trial result.json has them."""
+        writer = self._writer()
+        for entry in self.folder.list(folders_only=True):  # one per trial
+            text = self.folder.read_bytes(f"{entry}/result.json")
+            for line in (text or b"").decode(errors="replace").splitlines():
+                try:
+                    result = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by the kill
+                if "epoch" in result and "trial_id" in result:
+                    writer.backfill(result["trial_id"], result)
+        writer.flush()
+
+    def _end(self, trial: Any, **fields: Any) -> None:
+        writer = self._writer()
+        row = writer.trial(trial.trial_id, **fields)
+        writer.flush()
+        line = describe(row, self.space.spec.metric)
+        if self.progress is not None:
+            self.progress.trial_ended(row, line)
+        elif self.echo is not None:
+            self.echo(line)
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        writer = self._writer()
+        params = self.space.trial_params(trial.config)
+        writer.set_params(trial.trial_id, trial.config.get("variant"), params.recorded())
+        row = writer.trial(trial.trial_id, state=TrialState.RUNNING.value, error=None)
+        if self.progress is not None:
+            self.progress.trial_started(row)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        writer = self._writer()
+        writer.add_result(trial.trial_id, result)
+        if self.progress is not None:
+            self.progress.trial_result(writer.trials[trial.trial_id])
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if (trial.last_result or {}).get("finished"):
+            self._end(trial, state=TrialState.TERMINATED.value)
+        else:
+            stopped = StoppedBy.ASHA if self.asha else StoppedBy.SCHEDULER
+            self._end(trial, state=TrialState.TERMINATED.value, stopped_by=stopped.value)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if self.progress is not None:
+            self.progress.tick()  # plain progress lines keep coming while epochs are long
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._end(trial, state=TrialState.ERROR.value, error=error_message(trial)[:2000])
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        """Trials that neither completed nor failed were cut short by an interrupt (Ctrl-C, SIGTERM)."""
+        writer = self._writer()
+        for trial in trials:
+            row = writer.trials.get(trial.trial_id)
+            if row is None:
+                writer.trial(trial.trial_id, state=TrialState.PENDING.value, variant=trial.config.get("variant"))
+            elif row["state"] == TrialState.RUNNING:
+                writer.trial(trial.trial_id, state=TrialState.INTERRUPTED.value)
+        writer.flush()
+        if self.progress is not None:
+            self.progress.experiment_ended(list(writer.trials.values()))

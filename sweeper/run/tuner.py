@@ -1,0 +1,122 @@
+"""The only place that builds Ray Tune's objects: the param space, the scheduler, the trainable with its data,
+and the Tuner (a new one, or one restored from a sweep's folder). Ray starts here too.
+
+Local by default: Ray starts in-process with the dashboard off. `address` joins an existing cluster
+(`auto`, `HOST:PORT` or `ray://HOST:10001`). The data is loaded once in the driver and reaches every
+trial (on any node) through Ray's object store via `tune.with_parameters`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from sweeper.errors import SweeperError
+from sweeper.run.data import Splits
+from sweeper.run.recorder import ParquetRecorder
+from sweeper.spec.space import Space
+from sweeper.store.storage import SweepFolder
+
+
+def param_space(space: Space) -> dict[str, Any]:
+    """Ray Tune's param_space for a validated search space."""
+    from ray import tune
+
+    out: dict[str, Any] = dict(space.literals)
+    if space.variants:
+        out["variant"] = tune.grid_search(list(space.variants))
+    for axis in space.axes:
+        values = axis.values
+        if axis.kind == "grid":
+            out[axis.key] = tune.grid_search(values)
+        elif axis.kind == "choice":
+            out[axis.key] = tune.choice(values)
+        elif axis.kind == "uniform":
+            out[axis.key] = tune.uniform(*values)
+        elif axis.kind == "loguniform":
+            out[axis.key] = tune.loguniform(*values)
+        else:
+            out[axis.key] = tune.randint(values[0], values[1] + 1)  # YAML bounds are inclusive
+    return out
+
+
+def scheduler(space: Space) -> Any:
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    s = space.spec.scheduler
+    if s.type == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr="epoch", max_t=space.spec.epochs, grace_period=s.grace_period,
+                         reduction_factor=s.reduction_factor)
+
+
+def init_ray(address: str | None, verbose: bool = False) -> None:
+    import ray
+
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "INFO" if verbose else "WARNING",
+                              "log_to_driver": verbose}
+    if address:
+        kwargs["address"] = address
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise SweeperError(f"--address {address}: cannot connect to Ray: {str(exc).splitlines()[0]}") from None
+
+
+def trainable(space: Space, splits: Splits) -> Any:
+    from ray import tune
+
+    from sweeper.run.trainable import ray_trainable
+
+    spec = space.spec
+    return tune.with_resources(
+        tune.with_parameters(ray_trainable, splits=splits, space=space, epochs=spec.epochs, cpus=spec.resources.cpu),
+        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+    )
+
+
+def new_tuner(space: Space, folder: SweepFolder, splits: Splits, max_failures: int, recorder: ParquetRecorder) -> Any:
+    from ray import tune
+    from ray.tune.search import BasicVariantGenerator
+
+    spec = space.spec
+    return tune.Tuner(
+        trainable(space, splits),
+        param_space=param_space(space),
+        tune_config=tune.TuneConfig(
+            metric=spec.metric, mode=spec.mode, scheduler=scheduler(space), num_samples=spec.num_samples,
+            search_alg=BasicVariantGenerator(random_state=spec.seed, max_concurrent=spec.max_concurrent or 0),
+            reuse_actors=True,  # a new trial reuses a finished trial's process: no fresh torch import per trial
+        ),
+        run_config=tune.RunConfig(
+            name=folder.name, storage_path=folder.storage.location,
+            callbacks=[recorder],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            verbose=0,
+        ),
+    )
+
+
+
+
+def restore_tuner(folder: SweepFolder, space: Space, splits: Splits, errored: str, recorder: ParquetRecorder) -> Any:
+    """The Tuner of an interrupted sweep, from Ray's experiment state in its folder, recording into `recorder`.
+
+    Ray brings the run config back from its pickle, callbacks included; the recorder found there is replaced
+    by this process's, which knows where to report progress."""
+    from ray import tune
+
+    tuner = tune.Tuner.restore(
+        folder.location, trainable=trainable(space, splits), resume_unfinished=True,
+        resume_errored=errored == "resume", restart_errored=errored == "restart",
+    )
+    internal = tuner._local_tuner  # Ray has no public way to re-specify callbacks on restore
+    if internal is None:  # pragma: no cover - only with Ray Client, which restores on the server
+        raise SweeperError("resuming a sweep through Ray Client (ray://) is not supported; use --address HOST:PORT")
+    run_config = internal.get_run_config()
+    run_config.callbacks = [c for c in run_config.callbacks or [] if not isinstance(c, ParquetRecorder)] + [recorder]
+    return tuner

@@ -1,0 +1,272 @@
+"""YAML search space file -> validated Space; every violation is one line naming file, key and rule.
+
+A search space has top-level settings (metric, epochs, scheduler, resources, data), optional named
+`variants` (fixed base configurations, e.g. the study's ten rows) and `parameters`: each trial key is a
+literal or one of grid / choice / uniform / loguniform / randint. A key searched in `parameters` may not be
+fixed by a variant. Everything is checked here, before Ray starts, including that every reachable trial
+can be built.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from sweeper.errors import SweeperError, did_you_mean
+from sweeper.spec.metrics import METRICS
+from sweeper.spec.params import ARCHITECTURE_KEYS, PARAM_KEYS, TrialFields, check_feasible
+from sweeper.spec.schema import DOMAINS, NAME_PATTERN, SweepSpec
+from sweeper.spec.space import Axis, Space
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    pass
+
+
+class SpaceLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """YAML loader (libyaml's C parser when present) that refuses a key given twice in one mapping and
+    reads 1e-3 as a number, as a user means it (YAML 1.1 alone would read it as the string "1e-3")."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise DuplicateKeyError(f"key {key!r} appears twice at line {key_node.start_mark.line + 1}; "
+                                        "a later value would silently replace the first")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+SpaceLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def valid_name(name: str) -> bool:
+    return re.fullmatch(NAME_PATTERN, name) is not None
+
+
+# Names users bring from Keras, Optuna or W&B, mapped to ours for the did-you-mean hint.
+ALIASES = {
+    "learning_rate": "lr", "units": "hidden", "hidden_units": "hidden", "layers": "conv_layers",
+    "kernel": "kernel_size", "num_filters": "filters", "patience": "early_stopping_patience",
+    "batch": "batch_size", "wd": "weight_decay", "opt": "optimizer", "max_t": "epochs",
+}
+
+
+def _nearest(key: str, valid: list[str] | tuple[str, ...]) -> str:
+    return did_you_mean(key, valid, ALIASES)
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _first_error(exc: ValidationError, prefix: tuple[Any, ...], fields: tuple[str, ...]) -> str:
+    err = exc.errors()[0]
+    loc = prefix + tuple(err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"key {_loc(loc)!r}: unknown key{_nearest(str(loc[-1]), fields)}"
+    msg = err["msg"].removeprefix("Value error, ")
+    where = f"key {_loc(loc)!r}: " if loc else ""
+    value = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+    return f"{where}{msg}{value}"
+
+
+def _fields_at(loc: tuple[Any, ...]) -> tuple[str, ...]:
+    model: Any = SweepSpec
+    for part in loc[:-1]:
+        info = getattr(model, "model_fields", {}).get(part)
+        if info is None or not isinstance(info.annotation, type) or not issubclass(info.annotation, BaseModel):
+            return ()
+        model = info.annotation
+    return tuple(getattr(model, "model_fields", {}))
+
+
+def _takes_int(key: str) -> bool:
+    """Whether a trial key is whole-numbered (a uniform draw would give it fractions)."""
+    try:
+        TrialFields.model_validate({key: 1.5})
+    except ValidationError:
+        try:
+            TrialFields.model_validate({key: 1})
+            return True
+        except ValidationError:
+            return False
+    return False
+
+
+def _validate_value(path: Path, where: str, key: str, value: Any) -> None:
+    """One key's value on its own, strictly typed (no "2" for 2, no true for 1, no 32.0 for 32)."""
+    try:
+        TrialFields.model_validate({key: value}, strict=True)
+    except ValidationError as exc:
+        raise SweeperError(f"{path}: {_first_error(exc, (where,), PARAM_KEYS)}") from None
+
+
+def _parse_axis(path: Path, key: str, raw: dict[str, Any]) -> Axis:
+    where = f"parameters.{key}"
+    if len(raw) != 1 or next(iter(raw)) not in DOMAINS:
+        found = ", ".join(map(str, raw)) or "nothing"
+        near = _nearest(str(next(iter(raw), "")), DOMAINS) if len(raw) == 1 else ""
+        raise SweeperError(
+            f"{path}: key {where!r}: a search domain is exactly one of {', '.join(DOMAINS)}, "
+            f"but got {found}{near}"
+        )
+    kind, values = next(iter(raw.items()))
+    where = f"{where}.{kind}"
+    if not isinstance(values, list) or not values:
+        raise SweeperError(f"{path}: key {where!r}: must be a non-empty list, but got {values!r}")
+    if kind in ("uniform", "loguniform", "randint"):
+        numeric = int if kind == "randint" else (int, float)
+        if len(values) != 2 or not all(isinstance(v, numeric) and not isinstance(v, bool) for v in values):
+            kind_of = "integers" if kind == "randint" else "numbers"
+            raise SweeperError(f"{path}: key {where!r}: must be [low, high] {kind_of}, but got {values!r}")
+        low, high = values
+        if low > high:
+            raise SweeperError(f"{path}: key {where!r}: `low <= high` must hold, but got (low={low}, high={high})")
+        if kind == "loguniform" and low <= 0:
+            raise SweeperError(f"{path}: key {where!r}: `low > 0` must hold for loguniform, but got low={low}")
+        if kind != "randint" and _takes_int(key):
+            raise SweeperError(
+                f"{path}: key {where!r}: {kind} draws fractions but {key!r} takes whole numbers; use randint"
+            )
+    if kind in ("grid", "choice") and len({repr(v) for v in values}) != len(values):
+        raise SweeperError(f"{path}: key {where!r}: values must be distinct, but got {values!r}")
+    for v in values:
+        _validate_value(path, where, key, v)
+    return Axis(key, kind, list(values))
+
+
+REFERENCE_METRICS = METRICS  # a variant's `reference` may name any of them
+
+
+def _check_reference(path: Path, where: str, ref: Any) -> None:
+    """A variant's `reference`: the numbers a study reported for it, shown beside the reproduction."""
+    if ref is None:
+        return
+    if not isinstance(ref, dict):
+        raise SweeperError(f"{path}: key {where + '.reference'!r}: a mapping of metric -> number, but got {ref!r}")
+    for key, value in ref.items():
+        if key not in REFERENCE_METRICS:
+            raise SweeperError(
+                f"{path}: key {where}.reference.{key}: unknown metric{_nearest(str(key), REFERENCE_METRICS)}"
+            )
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise SweeperError(f"{path}: key {where}.reference.{key}: must be a number, but got {value!r}")
+
+
+def _parse_variants(path: Path, raw: list[dict[str, Any]], axes: list[Axis]) -> dict[str, dict[str, Any]]:
+    variants: dict[str, dict[str, Any]] = {}
+    searched = {a.key for a in axes}
+    for i, entry in enumerate(raw):
+        where = f"variants[{i}]"
+        if not isinstance(entry, dict):
+            raise SweeperError(f"{path}: key {where!r}: a variant is a mapping, but got {entry!r}")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name:
+            raise SweeperError(f"{path}: key {where + '.name'!r}: every variant needs a non-empty name")
+        if name in variants:
+            raise SweeperError(f"{path}: key {where + '.name'!r}: variant names must be unique, {name!r} repeats")
+        _check_reference(path, where, entry.get("reference"))
+        values = {k: v for k, v in entry.items() if k not in ("name", "reference")}
+        for key, value in values.items():
+            if key not in PARAM_KEYS:
+                raise SweeperError(f"{path}: key '{where}.{key}': unknown key{_nearest(key, PARAM_KEYS)}")
+            _validate_value(path, where, key, value)
+        clash = sorted(searched & set(values))
+        if clash:
+            raise SweeperError(
+                f"{path}: key {where + '.' + clash[0]!r}: variant {name!r} fixes {clash[0]!r}, which "
+                f"parameters also search; search it in one place only"
+            )
+        variants[name] = values
+    return variants
+
+
+MAX_CHECKED_TRIALS = 20_000
+
+
+def _discrete_options(space: Space) -> list[tuple[str, list[Any]]]:
+    """Choice values and randint bounds: discrete draws a trial may get. Beyond MAX_CHECKED_TRIALS
+    combinations, only the axes that shape the network."""
+    axes = [a for a in space.random_axes if a.kind in ("choice", "randint")]
+    options = [(a.key, a.values if a.kind == "choice" else sorted(set(a.values))) for a in axes]
+    if math.prod(len(v) for _, v in options) * len(space.grid_points()) > MAX_CHECKED_TRIALS:
+        options = [(k, v) for k, v in options if k in ARCHITECTURE_KEYS]
+    return options
+
+
+def _check_trials(space: Space) -> None:
+    """Every reachable trial must be buildable: each grid point with the discrete draws it may get."""
+    options = _discrete_options(space)
+    for point in space.grid_points():
+        for combo in itertools.product(*(v for _, v in options)):
+            config = {**point, **dict(zip((k for k, _ in options), combo, strict=True))}
+            try:
+                params = space.trial_params(config)
+                check_feasible(params)
+                if params.max_epochs and params.max_epochs > space.spec.epochs:
+                    raise ValueError(f"max_epochs {params.max_epochs} exceeds the sweep's epochs {space.spec.epochs}")
+            except (ValueError, ValidationError) as exc:
+                text = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+                which = f"trial {config}" if config else "parameters"
+                raise SweeperError(f"{space.path}: {which}: {text.removeprefix('Value error, ')}") from None
+
+
+def load(path: str | Path) -> Space:
+    """Read and validate a search space file; raises SweeperError naming file, key and rule."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SweeperError(f"{path}: cannot read search space: {reason}") from None
+    return load_text(text, path)
+
+
+def load_text(text: str, path: Path) -> Space:
+    """Validate search-space YAML text; `path` names it in errors and gives the default sweep name."""
+    try:
+        raw = yaml.load(text, Loader=SpaceLoader)
+    except DuplicateKeyError as exc:
+        raise SweeperError(f"{path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SweeperError(f"{path}: malformed YAML{where}: {problem}") from None
+    if raw is None:
+        raise SweeperError(f"{path}: the file is empty; a search space is a YAML mapping of keys")
+    if not isinstance(raw, dict):
+        raise SweeperError(f"{path}: a search space is a YAML mapping of keys, but got a {type(raw).__name__}")
+    try:
+        spec = SweepSpec.model_validate(raw, strict=True)
+    except ValidationError as exc:
+        err_loc = tuple(exc.errors()[0]["loc"])
+        raise SweeperError(f"{path}: {_first_error(exc, (), _fields_at(err_loc))}") from None
+    literals: dict[str, Any] = {}
+    axes: list[Axis] = []
+    for key, value in spec.parameters.items():
+        if key not in PARAM_KEYS:
+            raise SweeperError(f"{path}: key 'parameters.{key}': unknown parameter{_nearest(key, PARAM_KEYS)}")
+        if isinstance(value, dict):
+            axes.append(_parse_axis(path, key, value))
+        else:
+            _validate_value(path, "parameters", key, value)
+            literals[key] = value
+    variants = _parse_variants(path, spec.variants, axes)
+    references = {v["name"]: v["reference"] for v in spec.variants if v.get("reference")}
+    space = Space(path=path, spec=spec, text=text, literals=literals, axes=axes, variants=variants,
+                  references=references)
+    _check_trials(space)
+    return space

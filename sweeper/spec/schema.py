@@ -1,0 +1,76 @@
+"""The search space file's schema: top-level settings, validated by pydantic before anything runs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+
+from sweeper.spec.metrics import EPOCH_METRICS, Mode, mode_of
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+DOMAINS = ("grid", "choice", "uniform", "loguniform", "randint")
+
+
+class SchedulerSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["asha", "fifo"] = "asha"
+    grace_period: PositiveInt = 1  # epochs every trial gets before ASHA may stop it
+    reduction_factor: float = Field(3.0, gt=1.0)  # keep the top 1/rf at each rung
+
+
+class ResourcesSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cpu: float = Field(1.0, gt=0.0)  # per trial; also the trial's torch threads (rounded up)
+    gpu: float = Field(0.0, ge=0.0)  # per trial; fractional packs several trials on one GPU
+
+
+class DataSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    train_subset: PositiveInt | None = None  # images drawn (seeded) from the 48,000 training images
+    val_subset: PositiveInt | None = None
+    test_subset: PositiveInt | None = None
+    val_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # Keras validation_split: the LAST 20% of train
+    seed: int = 0  # seed of the subset draws
+
+
+class SweepSpec(BaseModel):
+    """The whole search space file, validated."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, pattern=NAME_PATTERN)  # sweep folder name; default: file stem
+    description: str | None = None  # free text that reports print in their header (findings, intent)
+    metric: str = "val_accuracy"  # one of EPOCH_METRICS
+    mode: Mode = "max"  # default: max for accuracy, min for loss
+    epochs: PositiveInt = 10  # max epochs per trial (ASHA's max_t)
+    scheduler: SchedulerSpec = SchedulerSpec()
+    num_samples: PositiveInt = 1  # draws of the random axes per grid point
+    max_concurrent: PositiveInt | None = None  # None: as many as resources allow
+    resources: ResourcesSpec = ResourcesSpec()
+    data: DataSpec = DataSpec()
+    seed: int = 0  # seed of the random-axis draws, so a sweep samples the same trials again
+    variants: list[dict[str, Any]] = []
+    parameters: dict[str, Any] = {}
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, value: str) -> str:
+        if value not in EPOCH_METRICS:
+            raise ValueError(f"must be one of {', '.join(EPOCH_METRICS)} (reported every epoch), but got {value!r}")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_mode(cls, data: Any) -> Any:
+        """No mode (or null): the one the metric implies."""
+        if isinstance(data, dict) and data.get("mode") is None:
+            metric = data.get("metric", "val_accuracy")
+            data = {**data, "mode": mode_of(metric) if isinstance(metric, str) else "max"}
+        return data
+
+    @model_validator(mode="after")
+    def _mode(self) -> SweepSpec:
+        wanted = mode_of(self.metric)
+        if self.mode != wanted:
+            raise ValueError(f"mode must be {wanted!r} for metric {self.metric!r}, but got {self.mode!r}")
+        return self

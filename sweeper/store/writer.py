@@ -1,0 +1,96 @@
+"""`ResultsWriter`: trial and epoch rows gathered as results arrive, flushed atomically into the sweep's folder.
+
+The sweep's Tune callback (run/recorder.py) feeds it and it rewrites both files after every result, each time
+atomically (store/storage.py), so a crash at any moment leaves two readable files holding every epoch reported
+before it. Only when rewriting gets expensive (a huge sweep) does it batch: it then waits 10x the last write's
+duration between writes, so writing never takes more than about a tenth of the driver's time; a trial's end
+always flushes. It starts from the files already in the folder, so a resumed sweep adds to them without
+duplicating a row.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from sweeper.spec.metrics import EPOCH_METRICS
+from sweeper.store.files import EPOCHS_FILE, TRIALS_FILE
+from sweeper.store.parquet import read_rows, write_rows
+from sweeper.store.schema import EPOCH_SCHEMA, TRIAL_SCHEMA, param_columns
+from sweeper.store.storage import SweepFolder
+from sweeper.store.trials import StoppedBy, TrialState
+
+
+class ResultsWriter:
+    """Collects trial and epoch rows in memory and flushes them atomically."""
+
+    def __init__(self, folder: SweepFolder, flush_every_s: float | None = None, session: int = 0) -> None:
+        self.folder = folder
+        self.session = session  # which launch/resume of the sweep wrote a row (0 = the launch)
+        self.flush_every_s = flush_every_s  # None: adaptive, 10x the last write's duration
+        self._last_write_s = 0.0
+        self.trials: dict[str, dict[str, Any]] = {}
+        self.epochs: dict[tuple[str, int], dict[str, Any]] = {}
+        self._last_flush: float | None = None
+        self._dirty = False
+        self._load_existing()
+
+    def _load_existing(self) -> None:
+        for name, store in ((TRIALS_FILE, self.trials), (EPOCHS_FILE, self.epochs)):
+            for row in read_rows(self.folder, name):
+                row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+                key = (row["trial_id"], int(row["epoch"])) if name == EPOCHS_FILE else row["trial_id"]
+                store[key] = row  # type: ignore[index]
+
+    def trial(self, trial_id: str, **fields: Any) -> dict[str, Any]:
+        row = self.trials.setdefault(trial_id, {"trial_id": trial_id, "state": TrialState.PENDING.value, "epochs": 0})
+        row.update(fields)
+        self._dirty = True
+        return row
+
+    def set_params(self, trial_id: str, variant: str | None, params: dict[str, Any]) -> None:
+        self.trial(trial_id, variant=variant, **param_columns(params))
+
+    def add_epoch(self, trial_id: str, result: dict[str, Any]) -> int:
+        """The epochs row of one report; returns its epoch."""
+        epoch = int(result["epoch"])
+        self.epochs[(trial_id, epoch)] = {"trial_id": trial_id, "epoch": epoch, "time_s": result.get("time_s"),
+                                          "session": self.session, "reported_at": result.get("reported_at"),
+                                          **{m: result.get(m) for m in EPOCH_METRICS}}
+        self._dirty = True
+        return epoch
+
+    def add_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        """One epoch's report: an epochs row plus the trial row's latest metrics."""
+        epoch = self.add_epoch(trial_id, result)
+        fields: dict[str, Any] = {m: result.get(m) for m in EPOCH_METRICS}
+        fields |= {"state": TrialState.RUNNING.value, "epochs": epoch, "node": result.get("node"),
+                   "wall_s": result.get("time_total_s"), "restored_from": result.get("restored_from")}
+        if result.get("finished"):
+            fields |= {"test_loss": result.get("test_loss"), "test_accuracy": result.get("test_accuracy"),
+                       "stopped_by": StoppedBy.EARLY_STOPPING.value if result.get("early_stopped") else None}
+        self.trial(trial_id, **fields)
+        self.maybe_flush()
+
+    def backfill(self, trial_id: str, result: dict[str, Any]) -> None:
+        """A report found in Ray's own per-trial log: add its epoch row if a crash kept it from the files."""
+        if (trial_id, int(result["epoch"])) not in self.epochs:
+            self.add_epoch(trial_id, result)
+            self.epochs[(trial_id, int(result["epoch"]))]["session"] = max(self.session - 1, 0)
+
+    def maybe_flush(self) -> None:
+        every = self.flush_every_s if self.flush_every_s is not None else 10 * self._last_write_s
+        if self._last_flush is None or time.monotonic() - self._last_flush >= every:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._dirty and self._last_flush is not None:
+            return
+        started = time.monotonic()
+        epochs = [self.epochs[k] for k in sorted(self.epochs)]
+        write_rows(self.folder, EPOCHS_FILE, epochs, EPOCH_SCHEMA)
+        write_rows(self.folder, TRIALS_FILE, list(self.trials.values()), TRIAL_SCHEMA)
+        self._last_flush = time.monotonic()
+        self._last_write_s = self._last_flush - started
+        self._dirty = False
