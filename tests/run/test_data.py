@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sweeper import data
 from sweeper.errors import SweeperError
-from sweeper.spaces import DataSpec
-
-from .conftest import write_idx
+from sweeper.run import data
+from sweeper.spec.schema import DataSpec
+from tests.conftest import write_idx
 
 
 def test_tiny_folder_loads_with_study_split_and_is_never_written(tiny_data: Path) -> None:

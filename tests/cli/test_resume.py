@@ -18,12 +18,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from sweeper import state
 from sweeper.cli import app
 from sweeper.errors import SweeperError
-
-from .conftest import write_idx
-from .drivers import Driver
+from sweeper.store import state
+from tests.conftest import write_idx
+from tests.drivers import Driver
 
 runner = CliRunner()
 SPACE = """

@@ -13,14 +13,15 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from sweeper import spaces
 from sweeper.cli import app
-from sweeper.params import TrialParams
-from sweeper.report import build
-from sweeper.report_tables import markdown, print_rich
-from sweeper.results import ResultsWriter
+from sweeper.report.files import markdown
+from sweeper.report.frame import build_report as build
+from sweeper.report.terminal import print_rich
+from sweeper.spec import loader as spaces
+from sweeper.spec.params import TrialParams
+from sweeper.store.writer import ResultsWriter
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SLIDES = REPO / "search_spaces" / "slides.yaml"
 OOM = "RuntimeError: CUDA error: out of memory"
 ASHA_SPEC = """\

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 import torch
 
-from sweeper import data
-from sweeper.params import TrialParams
-from sweeper.spaces import DataSpec
-from sweeper.trainable import Tensors, _trial_threads, fit
+from sweeper.run import data
+from sweeper.run.trainable import Tensors, _trial_threads
+from sweeper.run.trainable import train_trial as fit
+from sweeper.spec.params import TrialParams
+from sweeper.spec.schema import DataSpec
 
 
 @pytest.fixture(scope="module")

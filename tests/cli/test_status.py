@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sweeper.results import TRIAL_SCHEMA, write_atomic
 from typer.testing import CliRunner
 
-from sweeper import state
 from sweeper.cli import app
-from sweeper.results import TRIAL_SCHEMA, write_atomic
-
-from .conftest import write_idx
+from sweeper.store import state
+from tests.conftest import write_idx
 
 runner = CliRunner()
 SPACE = """

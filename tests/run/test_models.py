@@ -6,11 +6,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from sweeper import spaces
-from sweeper.models import MODELS, build, count_parameters
-from sweeper.params import TrialParams, check_feasible, cnn_plan
-
-from .conftest import REPO
+from sweeper.run.models import MODELS, count_parameters
+from sweeper.run.models import build_model as build
+from sweeper.spec import loader as spaces
+from sweeper.spec.params import TrialParams, check_feasible, cnn_plan
+from tests.conftest import REPO
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

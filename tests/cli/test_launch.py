@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sweeper.cli import app
-from sweeper.results import EPOCH_SCHEMA, TRIAL_SCHEMA
+from sweeper.store.schema import EPOCH_SCHEMA, TRIAL_SCHEMA
 
 runner = CliRunner()
 

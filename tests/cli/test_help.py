@@ -14,8 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sweeper.cli import app
-
-from .conftest import REPO
+from tests.conftest import REPO
 
 runner = CliRunner()
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sweeper.results import EPOCH_SCHEMA, TRIAL_SCHEMA, ResultsWriter, read_epochs, read_trials
 
 from sweeper.errors import SweeperError
-from sweeper.results import EPOCH_SCHEMA, TRIAL_SCHEMA, ResultsWriter, read_epochs, read_trials
 
 
 def result(epoch: int, **extra: object) -> dict:

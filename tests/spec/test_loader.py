@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sweeper import spaces
 from sweeper.errors import SweeperError
-
-from .conftest import REPO
+from sweeper.spec import loader as spaces
+from tests.conftest import REPO
 
 SHIPPED = sorted((REPO / "search_spaces").glob("*.yaml"))
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sweeper import spaces, state
 from sweeper.cli import app
-
-from .conftest import write_idx
+from sweeper.spec import loader as spaces
+from sweeper.store import state
+from tests.conftest import write_idx
 
 runner = CliRunner()
 GOOD = "epochs: 1\nscheduler: {type: fifo}\nparameters: {model: logreg}\n"

@@ -26,13 +26,12 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 from typer.testing import CliRunner
 
-from sweeper import cluster
 from sweeper.cli import app
-from sweeper.cluster import LocalCluster, LocalNode
 from sweeper.errors import SweeperError
-
-from .conftest import REPO, write_idx
-from .drivers import Driver
+from sweeper.run import cluster
+from sweeper.testing.cluster import LocalCluster, LocalNode
+from tests.conftest import REPO, write_idx
+from tests.drivers import Driver
 
 CLUSTER_YAML = REPO / "cluster.yaml"
 

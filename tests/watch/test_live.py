@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 import ray  # noqa: F401 - imported before any test captures stderr: Ray's log handlers keep that stream
 from rich.console import Console
+from sweeper.live import LiveView, Tracker, category, duration, panel
 from typer.testing import CliRunner
 
-from sweeper import spaces
 from sweeper.cli import app
-from sweeper.dryrun import cost
-from sweeper.live import LiveView, Tracker, category, duration, panel
-from sweeper.raylog import LOG_FILE, ray_output
+from sweeper.run.raylog import ray_output
+from sweeper.spec import loader as spaces
+from sweeper.spec.cost import cost
+from sweeper.store.files import LOG_FILE
 
 runner = CliRunner()
 SPACE = """
@@ -184,7 +185,7 @@ def test_ray_output_goes_to_the_log_file_and_comes_back(tmp_path: Path, capfd: p
 
 
 def test_real_sweep_feeds_the_live_view(tmp_path: Path, tiny_data: Path, ray_session, space: spaces.Space) -> None:
-    from sweeper.sweep import launch
+    from sweeper.run.sweep import launch
 
     console, buf = fixed(80, terminal=True)
     view = LiveView(console)

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sweeper import spaces
 from sweeper.cli import app
-from sweeper.dryrun import CostModel, asha_milestones, cost
-
-from .conftest import REPO
+from sweeper.spec import loader as spaces
+from sweeper.spec.cost import CostModel, asha_milestones, cost
+from tests.conftest import REPO
 
 runner = CliRunner()
 
