@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweeper import spaces
-from sweeper.sweep import launch
+from sweeper.run.sweep import launch
+from sweeper.spec import loader as spaces
+from sweeper.store.storage import Storage
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,9 +38,9 @@ def run(text: str, name: str, work: Path, data_dir: str) -> tuple[pd.DataFrame, 
     path = work / f"{name}.yaml"
     path.write_text(text)
     started = time.perf_counter()
-    outcome = launch(spaces.load(path), str(work / "runs"), data_dir=data_dir, echo=None)
+    outcome = launch(spaces.load(path), Storage.parse(str(work / "runs")), data_dir=data_dir, echo=None)
     wall = time.perf_counter() - started
-    folder = Path(outcome.folder)
+    folder = outcome.folder.path
     return pd.read_parquet(folder / "trials.parquet"), pd.read_parquet(folder / "epochs.parquet"), wall
 
 

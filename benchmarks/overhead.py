@@ -20,8 +20,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from sweeper import data, spaces
-from sweeper.models import build
+from sweeper.run import data
+from sweeper.run.models import build_model as build
+from sweeper.spec import loader as spaces
+from sweeper.store.storage import Storage
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,13 +94,14 @@ def main() -> None:
     bare = bare_loop(build(p), splits, args.epochs, p.batch_size, p.learning_rate, p.seed)
     bare_wall = time.perf_counter() - start
 
-    from sweeper.sweep import launch
+    from sweeper.run.sweep import launch
 
     start = time.perf_counter()
-    outcome = launch(space, str(work / "runs"), data_dir=data_dir, echo=lambda line: print(line, flush=True))
+    outcome = launch(space, Storage.parse(str(work / "runs")), data_dir=data_dir,
+                     echo=lambda line: print(line, flush=True))
     sweep_wall = time.perf_counter() - start
-    epochs = pd.read_parquet(Path(outcome.folder) / "epochs.parquet")
-    trial = pd.read_parquet(Path(outcome.folder) / "trials.parquet").iloc[0]
+    epochs = pd.read_parquet(outcome.folder.path / "epochs.parquet")
+    trial = pd.read_parquet(outcome.folder.path / "trials.parquet").iloc[0]
     for row in epochs.itertuples():
         print(f"sweeper epoch {row.epoch}: {row.time_s:.2f}s val_accuracy={row.val_accuracy:.4f}")
 

@@ -23,8 +23,11 @@ import pandas as pd
 import torch
 
 from benchmarks.asha import REPO, run, variant_of
-from sweeper import data, spaces
-from sweeper.trainable import Tensors, fit
+from sweeper.run import data
+from sweeper.run.trainable import Tensors
+from sweeper.run.trainable import train_trial as fit
+from sweeper.spec import loader as spaces
+from sweeper.spec.space import Space
 
 
 def sweeper_side(text: str, work: Path, data_dir: str) -> tuple[float, float, float]:
@@ -35,7 +38,7 @@ def sweeper_side(text: str, work: Path, data_dir: str) -> tuple[float, float, fl
     return best, first - started, wall
 
 
-def optuna_side(space: spaces.Space, data_dir: str, n_trials: int) -> tuple[float, float, float]:
+def optuna_side(space: Space, data_dir: str, n_trials: int) -> tuple[float, float, float]:
     torch.set_num_threads(os.cpu_count() or 1)
     tensors = Tensors.from_splits(data.load(data_dir, space.spec.data), torch.device("cpu"))
     grid = {a.key: a.values for a in space.axes}

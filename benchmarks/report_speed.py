@@ -4,7 +4,7 @@
 
 Writes a synthetic sweep (the study's ten variants from search_spaces/slides.yaml, spec.yaml with their
 reference numbers, seeds, some ASHA-stopped and failed trials; trials x epochs epoch rows) into a temp folder
-with sweeper's own Parquet writer (write_atomic), then times, best of --repeats (alternating rounds):
+in sweeper's Parquet schema, then times, best of --repeats (alternating rounds):
   - bare read: pandas.read_parquet of trials.parquet and epochs.parquet;
   - report: `sweeper report PATH` (the default terminal table) through the real CLI, in process;
   - report --out: the same plus report.md, trials.csv and the three PNGs (reads epochs.parquet for curves);
@@ -26,11 +26,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
-from sweeper import spaces
 from sweeper.cli import app
-from sweeper.results import EPOCH_SCHEMA, EPOCHS_FILE, TRIAL_SCHEMA, TRIALS_FILE, write_atomic
+from sweeper.spec import loader as spaces
+from sweeper.store.files import EPOCHS_FILE, TRIALS_FILE
+from sweeper.store.schema import EPOCH_SCHEMA, TRIAL_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 SLIDES = REPO / "search_spaces" / "slides.yaml"
@@ -69,8 +72,11 @@ def synthetic_sweep(folder: Path, n_trials: int, n_epochs: int, seed: int = 0) -
         "trial_id": np.repeat(ids, n_epochs), "epoch": epoch, "train_loss": 1.5 - progress,
         "train_accuracy": val + 0.02, "val_loss": 1.6 - progress, "val_accuracy": val, "time_s": 1.2,
     })
-    write_atomic(epochs, EPOCH_SCHEMA, str(folder / EPOCHS_FILE))
-    write_atomic(trials, TRIAL_SCHEMA, str(folder / TRIALS_FILE))
+    for df, schema, name in ((epochs, EPOCH_SCHEMA, EPOCHS_FILE), (trials, TRIAL_SCHEMA, TRIALS_FILE)):
+        extra = [c for c in df.columns if c not in schema.names]
+        table = pa.Table.from_pandas(df.reindex(columns=schema.names + extra), preserve_index=False)
+        fields = [schema.field(n) if n in schema.names else table.schema.field(n) for n in table.column_names]
+        pq.write_table(table.cast(pa.schema(fields)), folder / name)
 
 
 def best_of(repeats: int, *fns: Callable[[], object]) -> list[float]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweeper.cluster import LocalCluster
+from sweeper.testing.cluster import LocalCluster
 
 REPO = Path(__file__).resolve().parents[1]
 
