@@ -154,6 +154,11 @@ class LiveView:
             plan += f", about {c.expected:.0f} expected under ASHA"
         self._plain(plan + (f"; {ended} trials already ended" if ended else ""))
 
+    def refresh(self) -> None:
+        """Redraw the panel now (it also redraws itself twice a second); nothing in plain mode."""
+        if self._live is not None:
+            self._live.refresh()
+
     def _heartbeat(self) -> None:
         if not self.live and self.tracker and time.monotonic() - self._last_line >= self.every_s:
             self._last_line = time.monotonic()

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from sweeper.errors import SweeperError
-from sweeper.spec import loader as spaces
+from sweeper.spec.cost import cost
+from sweeper.spec.loader import load
 from tests.conftest import REPO
 
 SHIPPED = sorted((REPO / "search_spaces").glob("*.yaml"))
@@ -22,26 +23,26 @@ def write(tmp_path: Path, text: str) -> Path:
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_shipped_spaces_load_and_every_trial_resolves(path: Path) -> None:
-    space = spaces.load(path)
+    space = load(path)
     assert space.num_trials >= 2
     for point in space.grid_points():
         space.trial_params(point)
 
 
 def test_shipped_family_spaces_contain_the_study_points() -> None:
-    cnn = spaces.load(REPO / "search_spaces" / "cnn.yaml")
+    cnn = load(REPO / "search_spaces" / "cnn.yaml")
     fourth = cnn.trial_params({"variant": "2conv-32f-k3", "optimizer": "adam", "dropout": 0.2, "momentum": 0.0})
     assert (fourth.conv_layers, fourth.filters, fourth.kernel_size, fourth.learning_rate) == (2, 32, 3, 0.001)
-    mlp = spaces.load(REPO / "search_spaces" / "mlp.yaml")
+    mlp = load(REPO / "search_spaces" / "mlp.yaml")
     hidden = {tuple(p["hidden"]) for p in mlp.grid_points()}
     assert {(10,), (256, 128)} <= hidden
-    slides = spaces.load(REPO / "search_spaces" / "slides.yaml")
+    slides = load(REPO / "search_spaces" / "slides.yaml")
     assert slides.references["5th CNN"]["test_accuracy"] == 0.91760
     assert slides.spec.scheduler.type == "fifo"
 
 
 def test_expansion_counts_variants_grid_and_samples(tmp_path: Path) -> None:
-    space = spaces.load(write(tmp_path, """
+    space = load(write(tmp_path, """
 num_samples: 3
 variants:
   - {name: a, model: mlp, hidden: [8]}
@@ -57,7 +58,7 @@ parameters:
 
 
 def test_variant_overrides_literal_parameters(tmp_path: Path) -> None:
-    space = spaces.load(write(tmp_path, """
+    space = load(write(tmp_path, """
 variants: [{name: v, model: mlp, hidden: [4], batch_size: 8}]
 parameters: {batch_size: 64, optimizer: adam}
 """))
@@ -66,15 +67,15 @@ parameters: {batch_size: 64, optimizer: adam}
 
 
 def test_expected_epochs_under_asha_are_a_fraction_of_the_full_run(tmp_path: Path) -> None:
-    space = spaces.load(write(tmp_path, """
+    space = load(write(tmp_path, """
 epochs: 27
 scheduler: {type: asha, grace_period: 1, reduction_factor: 3}
 parameters: {model: logreg, lr: {grid: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]}}
 """))
-    full, asha = spaces.expected_epochs(space)
-    assert full == 9 * 27
+    c = cost(space)
+    assert c.asha and c.full == 9 * 27
     # rungs 1, 3, 9: 9 trials x 1 + 3 x 2 + 1 x 6 + 1 x 18
-    assert asha == pytest.approx(9 + 6 + 6 + 18)
+    assert c.expected == pytest.approx(9 + 6 + 6 + 18)
 
 
 BAD = [
@@ -120,7 +121,7 @@ BAD = [
 def test_bad_space_is_one_line_naming_file_and_key(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(SweeperError) as exc:
-        spaces.load(path)
+        load(path)
     line = str(exc.value)
     assert "\n" not in line
     assert line.startswith(str(path))
@@ -129,7 +130,7 @@ def test_bad_space_is_one_line_naming_file_and_key(tmp_path: Path, text: str, me
 
 def test_missing_file_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(SweeperError, match="cannot read search space"):
-        spaces.load(tmp_path / "nope.yaml")
+        load(tmp_path / "nope.yaml")
 
 
 @pytest.mark.parametrize(
@@ -148,14 +149,14 @@ def test_missing_file_is_a_user_error(tmp_path: Path) -> None:
 )
 def test_strict_types_duplicates_and_reachable_draws_are_checked(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(SweeperError, match=re.escape(message)):
-        spaces.load(write(tmp_path, text))
+        load(write(tmp_path, text))
 
 
 def test_cross_key_rules_see_the_searched_values(tmp_path: Path) -> None:
-    space = spaces.load(write(tmp_path, "parameters: {nesterov: true, momentum: {grid: [0.5, 0.9]}}\n"))
+    space = load(write(tmp_path, "parameters: {nesterov: true, momentum: {grid: [0.5, 0.9]}}\n"))
     assert space.num_trials == 2
 
 
 def test_exponent_floats_read_as_numbers(tmp_path: Path) -> None:
-    space = spaces.load(write(tmp_path, "parameters: {lr: 1e-3, weight_decay: {loguniform: [1e-6, 1e-3]}}\n"))
+    space = load(write(tmp_path, "parameters: {lr: 1e-3, weight_decay: {loguniform: [1e-6, 1e-3]}}\n"))
     assert space.literals["lr"] == 0.001 and space.axes[0].values == [1e-6, 1e-3]

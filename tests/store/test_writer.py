@@ -6,9 +6,26 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sweeper.results import EPOCH_SCHEMA, TRIAL_SCHEMA, ResultsWriter, read_epochs, read_trials
 
 from sweeper.errors import SweeperError
+from sweeper.store.files import EPOCHS_FILE, TRIALS_FILE
+from sweeper.store.parquet import read_frame
+from sweeper.store.schema import EPOCH_SCHEMA, TRIAL_SCHEMA
+from sweeper.store.storage import Storage, SweepFolder
+from sweeper.store.writer import ResultsWriter
+
+
+def folder_of(path: Path) -> SweepFolder:
+    """`path` as a sweep folder: its parent the storage."""
+    return Storage.parse(str(path.parent)).folder(path.name)
+
+
+def read_trials(path: Path) -> pd.DataFrame:
+    return read_frame(folder_of(path), TRIALS_FILE)
+
+
+def read_epochs(path: Path) -> pd.DataFrame:
+    return read_frame(folder_of(path), EPOCHS_FILE)
 
 
 def result(epoch: int, **extra: object) -> dict:
@@ -17,7 +34,7 @@ def result(epoch: int, **extra: object) -> dict:
 
 
 def test_writer_produces_the_contract_columns(tmp_path: Path) -> None:
-    w = ResultsWriter(tmp_path, flush_every_s=3600)
+    w = ResultsWriter(folder_of(tmp_path), flush_every_s=3600)
     w.set_params("t1", "4th CNN", {"filters": 32, "hidden": [256, 128], "lr": 0.001})
     for e in (1, 2):
         w.add_result("t1", result(e))
@@ -35,12 +52,12 @@ def test_writer_produces_the_contract_columns(tmp_path: Path) -> None:
 
 
 def test_empty_writer_still_writes_readable_files(tmp_path: Path) -> None:
-    ResultsWriter(tmp_path).flush()
+    ResultsWriter(folder_of(tmp_path)).flush()
     assert len(read_trials(tmp_path)) == 0 and list(read_epochs(tmp_path).columns) == EPOCH_SCHEMA.names
 
 
 def test_flushes_are_throttled_but_a_flush_writes_everything(tmp_path: Path) -> None:
-    w = ResultsWriter(tmp_path, flush_every_s=3600)
+    w = ResultsWriter(folder_of(tmp_path), flush_every_s=3600)
     w.add_result("t1", result(1))  # first result flushes at once
     w.add_result("t1", result(2))  # throttled
     assert len(read_epochs(tmp_path)) == 1
@@ -49,11 +66,11 @@ def test_flushes_are_throttled_but_a_flush_writes_everything(tmp_path: Path) -> 
 
 
 def test_a_new_writer_continues_the_files_without_duplicates(tmp_path: Path) -> None:
-    w = ResultsWriter(tmp_path)
+    w = ResultsWriter(folder_of(tmp_path))
     w.add_result("t1", result(1))
     w.add_result("t1", result(2))
     w.flush()
-    again = ResultsWriter(tmp_path)  # e.g. after a resume
+    again = ResultsWriter(folder_of(tmp_path))  # e.g. after a resume
     again.add_result("t1", result(2))  # the epoch re-run after the last checkpoint
     again.add_result("t1", result(3))
     again.add_result("t2", result(1))
@@ -73,7 +90,7 @@ def test_missing_and_corrupt_files_are_user_errors(tmp_path: Path) -> None:
 
 
 def test_pandas_reads_the_files_directly(tmp_path: Path) -> None:
-    w = ResultsWriter(tmp_path)
+    w = ResultsWriter(folder_of(tmp_path))
     w.add_result("t1", result(1))
     w.flush()
     assert pd.read_parquet(tmp_path / "epochs.parquet").val_accuracy.iloc[0] == pytest.approx(0.41)

@@ -8,21 +8,22 @@ import pytest
 from typer.testing import CliRunner
 
 from sweeper.cli import app
-from sweeper.spec import loader as spaces
 from sweeper.spec.cost import CostModel, asha_milestones, cost
+from sweeper.spec.loader import load as load_space
+from sweeper.spec.space import Space
 from tests.conftest import REPO
 
 runner = CliRunner()
 
 
-def load(tmp_path: Path, text: str) -> spaces.Space:
+def load(tmp_path: Path, text: str) -> Space:
     path = tmp_path / "space.yaml"
     path.write_text(text)
-    return spaces.load(path)
+    return load_space(path)
 
 
 def test_slides_full_run_is_the_sum_of_each_variants_max_epochs() -> None:
-    c = cost(spaces.load(REPO / "search_spaces" / "slides.yaml"))
+    c = cost(load_space(REPO / "search_spaces" / "slides.yaml"))
     assert c.budgets == (10, 100, 100, 100, 100, 30, 26, 22, 27, 16)
     assert c.full == 531 and c.expected == 531 and not c.asha  # FIFO: every trial runs its budget
     result = runner.invoke(app, ["launch", str(REPO / "search_spaces" / "slides.yaml"), "--dry-run"],
@@ -46,14 +47,16 @@ def test_milestones_are_ray_ashas(max_t: int, grace: int, rf: float, rungs: tupl
     assert sorted({int(-(-m // 1)) for m, _ in ray_rungs}) == list(rungs)
 
 
-def test_uniform_budgets_match_spaces_expected_epochs(tmp_path: Path) -> None:
+def test_uniform_budgets_under_asha(tmp_path: Path) -> None:
     space = load(tmp_path, """
 epochs: 27
 scheduler: {type: asha, grace_period: 1, reduction_factor: 3}
 parameters: {model: logreg, lr: {grid: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]}}
 """)
     c = cost(space)
-    assert (c.full, c.expected) == spaces.expected_epochs(space) == (243, pytest.approx(39))
+    assert c.budgets == (27,) * 9 and c.model.milestones == (1, 3, 9, 27)
+    # rungs 1, 3, 9: 9 trials x 1 + 3 x 2 + 1 x 6 + 1 x 18
+    assert (c.full, c.expected, c.mean_trial) == (243, pytest.approx(39), pytest.approx(39 / 9))
 
 
 def test_asha_expectation_honours_each_trials_max_epochs(tmp_path: Path) -> None:
