@@ -1,4 +1,9 @@
-"""The report as files: Markdown, a static HTML page, CSV of every trial, and `--out DIR` with the plots."""
+"""The report as files: Markdown, a static HTML page, CSV of every trial, and `--out DIR` with the plots.
+
+Markdown and HTML show the terminal's tables (sections.py): the same sections, columns in the same order, the
+same rows, the same lines per variant, pending line and footer; they have room for every column. CSV holds
+every column of every trial (also those not reported yet), unless --top picked rows; trials.csv always all.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,15 @@ import pandas as pd
 
 from sweeper.errors import SweeperError
 from sweeper.report.frame import Report, with_references
-from sweeper.report.sections import Section, error_lines, footer_lines, header_lines, reference_section, row_sections
+from sweeper.report.sections import (
+    Section,
+    error_lines,
+    footer_lines,
+    header_lines,
+    pending_line,
+    reference_section,
+    row_sections,
+)
 from sweeper.spec.metrics import METRICS
 
 
@@ -35,8 +48,12 @@ def markdown(rep: Report, images: list[tuple[str, str]] | tuple[()] = ()) -> str
     out += [f"- {line}" for line in header_lines(rep)] + [""]
     ref = reference_section(rep, METRICS)
     for sec in row_sections(rep) + ([ref] if ref else []):
-        out += [f"## {sec.title}", ""] + [f"{n}" for n in sec.notes] + ([""] if sec.notes else [])
+        out += [f"## {sec.title}", ""] + [f"{_md_cell(n)}" for n in sec.notes] + ([""] if sec.notes else [])
+        out += [f"- {_md_cell(v)}" for v in sec.variants] + ([""] if sec.variants else [])
         out += _md_table(sec) + [""]
+    pending = pending_line(rep)
+    if pending:
+        out += [pending, ""]
     errors = error_lines(rep)
     if errors:
         out += ["## Errors", ""] + [f"- {_md_cell(e)}" for e in errors] + [""]
@@ -70,7 +87,13 @@ def html_page(rep: Report, images: list[tuple[str, str]] | tuple[()] = ()) -> st
     ref = reference_section(rep, METRICS)
     for sec in row_sections(rep) + ([ref] if ref else []):
         parts.append(f"<h2>{html.escape(sec.title)}</h2>")
-        parts += [f"<p>{html.escape(n)}</p>" for n in sec.notes] + [_html_table(sec)]
+        parts += [f"<p>{html.escape(n)}</p>" for n in sec.notes]
+        if sec.variants:
+            parts += ["<ul>"] + [f"<li>{html.escape(v)}</li>" for v in sec.variants] + ["</ul>"]
+        parts.append(_html_table(sec))
+    pending = pending_line(rep)
+    if pending:
+        parts.append(f"<p>{html.escape(pending)}</p>")
     errors = error_lines(rep)
     if errors:
         parts += ["<h2>Errors</h2><ul>"] + [f"<li>{html.escape(e)}</li>" for e in errors] + ["</ul>"]
@@ -85,10 +108,12 @@ TRIAL_TAIL = ("epochs", "end", "state", "stopped_by", *METRICS, "wall_s", "node"
 
 
 def export_frame(rep: Report, all_trials: bool = False) -> pd.DataFrame:
-    """What CSV holds: every column of the trials (plus reference and delta), or the groups' means and stds."""
+    """What CSV holds: every column of the trials (plus reference and delta), in report order, those not
+    reported yet last; only the rows shown when --top picked them; or the groups' means and stds."""
     if rep.group_by and not all_trials:
         return rep.rows
-    df = with_references(rep.trials.iloc[rep.trial_order] if all_trials else rep.rows, rep.sweeps)
+    every = all_trials or not rep.cut
+    df = with_references(rep.trials.iloc[rep.trial_order] if every else rep.rows, rep.sweeps)
     refs = [c for c in df.columns if c.startswith(("ref_", "delta_"))]
     params = [p for p in rep.trial_params if p in df]
     named = {*TRIAL_LEAD, *params, *TRIAL_TAIL, *refs}

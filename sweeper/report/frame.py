@@ -1,5 +1,12 @@
 """The sweeps' trials (sources.py) -> one frame, filtered, grouped and sorted, with the study's reference numbers
 beside the reproduction: the Report every renderer (sections.py, terminal.py, files.py, plots.py) draws from.
+
+Which rows a report shows, for every format alike: the trials that have a value of the sweep's metric (or have
+ended), best first by store/trials.py's rule (a running trial by its latest value; failed trials after those
+that count for "best", trials without a value last); `--sort-by` overrides that order. Trials that have not
+reported yet (pending, or running or interrupted before their first result) are not rows: they are counted,
+per variant, in one line, with the trials the spec plans that trials.parquet does not hold yet. `--top N` and
+the terminal's cap keep the first N rows of that order: the N best.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from sweeper.report.sources import Sweep, read_sweep, resolve_sweeps
 from sweeper.spec.metrics import METRICS
 from sweeper.store.schema import PARAM_PREFIX, TRIAL_SCHEMA
 from sweeper.store.storage import Storage
-from sweeper.store.trials import TrialState, best_position, ended
+from sweeper.store.trials import Ended, TrialState, best_position, ended
 
 MODEL_ORDER = ("logreg", "mlp", "cnn")
 
@@ -28,7 +35,7 @@ class Report:
 
     sweeps: list[Sweep]
     trials: pd.DataFrame  # every trial that passes --where, in file order
-    table: pd.DataFrame  # what the tables are made of: trials, or groups with --group-by (in any order)
+    table: pd.DataFrame  # what the tables are made of: trials that reported, or their groups (--group-by)
     rows: pd.DataFrame  # the rows shown: from table, in report order, after --top (or the terminal's cap)
     params: list[str]  # parameter columns of `table`, in file order
     trial_params: list[str]  # parameter columns of `trials`
@@ -41,7 +48,10 @@ class Report:
     where: str | None = None
     sort_by: str | None = None
     notes: list[str] = field(default_factory=list)
-    shown_best: bool = False  # rows are the best few of `table` (the terminal's cap), in table order
+    waiting: pd.DataFrame | None = None  # trials without a result yet (pending, ...): counted, not rows
+    # (sweep, variant) -> trials its spec plans that trials.parquet does not hold yet: pending (not with --where)
+    unseen: dict[tuple[str, str | None], int] = field(default_factory=dict)
+    cut: bool = False  # rows are the first of `table` in report order (--top, or the terminal's cap)
 
     @cached_property
     def param_codes(self) -> dict[str, tuple[np.ndarray, int]]:
@@ -54,15 +64,32 @@ class Report:
                 out[p] = (codes, len(uniques))
         return out
 
-    @property
+    @cached_property
     def best(self) -> Any:
-        """Index label of the best shown row (store/trials.py's rule), or None."""
-        if self.metric not in self.rows:
+        """Index label of the best row of `table` (store/trials.py's rule: ties to the first in file order), or
+        None; every renderer marks it where it is shown."""
+        if self.metric not in self.table:
             return None
-        values = pd.to_numeric(self.rows[self.metric], errors="coerce").tolist()
-        states = self.rows["state"].tolist() if "state" in self.rows else None
+        values = pd.to_numeric(self.table[self.metric], errors="coerce").tolist()
+        states = self.table["state"].tolist() if "state" in self.table else None
         i = best_position(values, self.mode, states)
-        return None if i is None else self.rows.index[i]
+        return None if i is None else self.table.index[i]
+
+    def pending_counts(self) -> dict[Ended, int]:
+        """Trials that are not rows, by how they stand (pending first), the planned ones not written yet too."""
+        counts: dict[Ended, int] = {}
+        if self.waiting is not None:
+            for label, n in self.waiting["end"].value_counts(sort=False).items():
+                counts[Ended(label)] = int(n)
+        unseen = sum(self.unseen.values())
+        if unseen:
+            counts[Ended.PENDING] = counts.get(Ended.PENDING, 0) + unseen
+        return {e: counts[e] for e in (Ended.PENDING, *Ended) if e in counts}
+
+    @property
+    def total(self) -> int:
+        """Everything the table stands for: its rows (trials or groups) and, for trials, those not shown."""
+        return len(self.table) + (0 if self.group_by else sum(self.pending_counts().values()))
 
 
 # ---- all sweeps as one frame ----------------------------------------------------------------------------------
@@ -145,9 +172,10 @@ def _metric_values(df: pd.DataFrame, metric: str, mode: str) -> np.ndarray:
     return -value if mode == "max" else value
 
 
-def sort_order(df: pd.DataFrame, sort_by: str | None, metric: str, mode: str, variants: list[str]) -> np.ndarray:
-    """Row positions in report order: --sort-by COL (a leading '-' reverses; metrics sort best first), else
-    the spec's variant order, then the metric best first."""
+def sort_order(df: pd.DataFrame, sort_by: str | None, metric: str, mode: str) -> np.ndarray:
+    """Row positions in report order: --sort-by COL (a leading '-' reverses; metrics sort best first), else the
+    metric best first: failed trials after those that count for "best", rows without a value last; ties keep
+    file order (so the first row is store/trials.py's best)."""
     if sort_by:
         col = _column(df, sort_by.lstrip("-"), "--sort-by")
         ascending = ("accuracy" not in col) != sort_by.startswith("-")  # accuracies best (highest) first
@@ -158,19 +186,31 @@ def sort_order(df: pd.DataFrame, sort_by: str | None, metric: str, mode: str, va
             ordered = values.sort_values(ascending=ascending, na_position="last", kind="stable",
                                          key=lambda v: v.astype(str))
         return ordered.index.to_numpy()
-    keys = [_metric_values(df, metric, mode)]
-    if variants and "variant" in df:
-        rank = pd.Categorical(df["variant"], categories=list(dict.fromkeys(variants))).codes
-        keys.append(np.where(rank < 0, len(variants), rank))
-    return np.lexsort(keys)  # stable; the last key is the primary one
+    value = _metric_values(df, metric, mode)
+    failed = df["state"].eq(TrialState.ERROR).to_numpy() if "state" in df else np.zeros(len(df), dtype=bool)
+    rank = np.where(np.isnan(value), 2, failed.astype(int))  # counts for best, failed, no value
+    return np.lexsort((value, rank))  # stable; the last key is the primary one
 
 
-def pick(df: pd.DataFrame, order: np.ndarray, metric: str, mode: str, best: int) -> np.ndarray:
-    """The `best` rows by the metric, as positions in report order."""
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    chosen = np.argsort(_metric_values(df, metric, mode), kind="stable")[:best]
-    return order[np.sort(rank[chosen])]
+def waiting_mask(df: pd.DataFrame, metric: str) -> np.ndarray:
+    """Trials that are not rows: not ended for good, and without a value of the metric yet."""
+    unfinished = ~df["end"].isin([e.value for e in Ended if e.finished]).to_numpy()
+    return unfinished & pd.to_numeric(df[metric], errors="coerce").isna().to_numpy()
+
+
+def unseen_trials(sweeps: list[Sweep]) -> dict[tuple[str, str | None], int]:
+    """Per (sweep, variant): trials the sweep's spec plans that trials.parquet does not hold yet."""
+    out: dict[tuple[str, str | None], int] = {}
+    for s in sweeps:
+        if not s.planned:
+            continue
+        variants = s.trials["variant"] if "variant" in s.trials else pd.Series(None, index=s.trials.index, dtype=object)
+        have: dict[Any, int] = {**variants.dropna().value_counts().to_dict(), None: int(variants.isna().sum())}
+        for variant, n in s.planned.items():
+            left = n - int(have.get(variant, 0))
+            if left > 0:
+                out[(s.name, variant)] = left
+    return out
 
 
 def numeric(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
@@ -230,8 +270,8 @@ def build_report(
 ) -> Report:
     """Read the sweeps and shape the report; raises SweeperError for anything the user got wrong.
 
-    `top` keeps the first rows in report order; `best` (the terminal's cap, used without --top) keeps the
-    best rows by the metric, in report order, or the first ones when --sort-by chose the order.
+    `top` (--top) and `best` (the terminal's cap, used without --top) both keep the first rows in report order:
+    the best by the metric, or the first by --sort-by.
     """
     sweeps, notes = [], []
     for name, folder in resolve_sweeps(args, storage):
@@ -252,29 +292,24 @@ def build_report(
     trials, params = combine(sweeps)
     if where:
         trials = apply_where(trials, where, params)
-    variants = list(dict.fromkeys(v for s in sweeps for v in s.variants))
-    trial_order = sort_order(trials, None if group_by else sort_by, metric, mode, variants)
-    table, shown_params, order = trials, params, trial_order
+    waiting = waiting_mask(trials, metric)
+    reported = trials[~waiting] if waiting.any() else trials
+    trial_order = sort_order(trials, None if group_by else sort_by, metric, mode)
+    table, shown_params = reported, params
     if group_by:
-        table, shown_params = group(trials, group_by, params)
-        order = sort_order(table, sort_by, metric, mode, variants)
+        table, shown_params = group(reported, group_by, params)
+    order = sort_order(table, sort_by, metric, mode)
     rep = Report(sweeps=sweeps, trials=trials, table=table, rows=table.iloc[:0], params=shown_params,
                  trial_params=params, trial_order=trial_order, order=order, metric=metric, mode=mode,
                  group_by=list(group_by or []), references=reference_table(trials, sweeps), where=where,
-                 sort_by=sort_by, notes=notes)
-    return capped(rep, order[:top] if top else None, None if top else best)
+                 sort_by=sort_by, notes=notes, waiting=trials[waiting],
+                 unseen={} if where else unseen_trials(sweeps))
+    return capped(rep, best=top or best)
 
 
 def capped(rep: Report, chosen: np.ndarray | None = None, best: int | None = None) -> Report:
-    """The report showing the rows at positions `chosen` of its table, else at most `best` rows (the
-    terminal's default; files get every row): the best by the metric kept in report order, so no variant is
-    cut off just for coming late in the spec; with --sort-by, simply the first."""
-    shown_best = False
+    """The report showing the rows at positions `chosen` of its table, else its first `best` rows in report
+    order (the N best, or the first N by --sort-by), else every row."""
     if chosen is None:
-        if best is None or len(rep.order) <= best:
-            chosen = rep.order
-        elif rep.sort_by:
-            chosen = rep.order[:best]
-        else:
-            chosen, shown_best = pick(rep.table, rep.order, rep.metric, rep.mode, best), True
-    return dataclasses.replace(rep, rows=rep.table.iloc[chosen], shown_best=shown_best)
+        chosen = rep.order if best is None else rep.order[:best]
+    return dataclasses.replace(rep, rows=rep.table.iloc[chosen], cut=len(chosen) < len(rep.order))

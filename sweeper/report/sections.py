@@ -1,16 +1,29 @@
 """A Report -> sections of formatted cells (what the terminal, Markdown and HTML tables show) and the lines
-around them.
+around them. Every format shows the same sections, columns in the same order and the same rows; only the
+terminal drops columns it has no room for (terminal.py), from the end of that order.
 
-Columns are chosen from the data: the parameters that vary (per model family when the sweep mixes families,
-constant ones in a "fixed" line), how many epochs ran, how the trial ended, the six metrics and wall time. The
-best row by the sweep's metric is marked with a star. Sweeps with reference numbers get a second table:
-reference, reproduced and delta per variant.
+Columns, in the order a reader needs them (which is also the order they are dropped in, from the end):
+  1. who: the sweep (several sweeps), the variant, the trial id (without the prefix all ids share), or the
+     --group-by keys;
+  2. the parameters that vary within the table: the spec's searched axes first, in its order, then others that
+     vary (without a spec, every parameter that varies);
+  3. how the trial ended and its epochs (groups: n, then how their trials ended);
+  4. the sweep's metric, its test counterpart, the other validation and test metrics, the train metrics, and
+     wall time.
+Parameters that do not vary are not columns: one constant in the whole report is in the "fixed:" header line;
+one constant within a model family's section in a note above it; one that each variant fixes (constant within
+each variant, different between them) in one line per variant ("4th CNN: conv_layers=2, filters=32"); one
+that follows a searched axis (lr, when it is each optimizer's default) in a note ("lr follows optimizer: ...").
+Tables are split per model family when a report mixes them. The best row (store/trials.py's rule) is starred.
+Trials without a result yet are one line ("8 pending: 4th CNN x3, ..."), and the footer says what was shown.
+Sweeps with reference numbers get a second table: reference, reproduced and delta per variant.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -30,6 +43,23 @@ SUMMARY_METRICS = ("val_loss", "val_accuracy", "test_accuracy")  # the study's s
 STAR = "★"
 MISSING = "-"
 ERRORS_SHOWN = 20
+VARIANTS_SHOWN = 40  # per-variant lines above one table; more are summed up in one line
+
+
+def label(col: str) -> str:
+    """A column's header: metrics abbreviated, parameters with spaces so a narrow column may wrap them."""
+    return LABELS.get(col, col.replace("_", " "))
+
+
+def metric_priority(metric: str) -> list[str]:
+    """The six metrics in the order a reader needs them: the sweep's metric, its test counterpart, the other
+    validation and test metrics, then the train metrics (the metric's kind first)."""
+    split, _, kind = metric.partition("_")
+    other = "loss" if kind == "accuracy" else "accuracy"
+    splits = [split, *(s for s in ("val", "test", "train") if s != split)]
+    held_out = [s for s in splits if s != "train"]
+    order = [metric, *(f"{s}_{k}" for k in (kind, other) for s in held_out), f"train_{kind}", f"train_{other}"]
+    return [m for m in dict.fromkeys(order) if m in METRICS]
 
 
 @dataclass
@@ -37,12 +67,15 @@ class Section:
     """One table: header labels, formatted cells, which row is the best, lines printed above it."""
 
     title: str
-    keys: list[str]  # frame columns
+    keys: list[str]  # frame columns, in priority order (the terminal drops from the end)
     columns: list[str]  # header labels
     cells: list[list[str]]
     right: list[bool]  # right-align (numbers)
     best: int | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # lines above the table
+    variants: list[str] = field(default_factory=list)  # one line per variant: the keys it fixes
+    keep: list[str] = field(default_factory=list)  # keys never dropped for width
+    priority: list[str] | None = None  # the order to drop columns in, from the end (default: keys)
 
     def starred(self) -> list[list[str]]:
         """Cells with the best row's first cell marked."""
@@ -54,9 +87,9 @@ class Section:
 
     def without(self, drop: set[str]) -> Section:
         keep = [i for i, k in enumerate(self.keys) if k not in drop]
-        return Section(self.title, [self.keys[i] for i in keep], [self.columns[i] for i in keep],
-                       [[row[i] for i in keep] for row in self.cells], [self.right[i] for i in keep], self.best,
-                       self.notes)
+        return replace(self, keys=[self.keys[i] for i in keep], columns=[self.columns[i] for i in keep],
+                       cells=[[row[i] for i in keep] for row in self.cells], right=[self.right[i] for i in keep],
+                       priority=None if self.priority is None else [k for k in self.priority if k not in drop])
 
 
 def _isna(v: Any) -> bool:
@@ -77,10 +110,22 @@ def fmt_value(v: Any, col: str = "") -> str:
     return str(v)
 
 
-def fmt_column(df: pd.DataFrame, col: str) -> list[str]:
-    """A column's cells; a metric with a <m>_std column beside it (groups) shows mean±std."""
+def id_prefix(rep: Report) -> str:
+    """The prefix every trial id of the table shares, up to its last '_' (Ray's `<experiment>_`), or ''."""
+    if rep.group_by or "trial_id" not in rep.table or rep.table.empty:
+        return ""
+    ids = [str(t) for t in rep.table["trial_id"].tolist()]
+    common = os.path.commonprefix(ids)
+    return common[: common.rfind("_") + 1]
+
+
+def fmt_column(df: pd.DataFrame, col: str, prefix: str = "") -> list[str]:
+    """A column's cells; a metric with a <m>_std column beside it (groups) shows mean±std; trial ids lose
+    `prefix`."""
     if col == "epochs" and "n" in df:  # a mean over trials
         return [MISSING if _isna(v) else f"{v:.1f}".removesuffix(".0") for v in df[col].tolist()]
+    if col == "trial_id" and prefix:
+        return [str(v).removeprefix(prefix) for v in df[col].tolist()]
     values = [fmt_value(v, col) for v in df[col].tolist()]
     if f"{col}_std" in df:
         stds = df[f"{col}_std"].tolist()
@@ -146,25 +191,109 @@ def _varies(rep: Report, p: str, mask: np.ndarray) -> bool:
     return bool(picked.size) and picked.min() != picked.max()
 
 
-def _row_columns(rep: Report, part: _Part, split: bool, fixed_everywhere: set[str]) -> tuple[list[str], list[str]]:
-    """(columns shown, parameters fixed within this section but not across the report)."""
+def _follows(codes: np.ndarray, by: np.ndarray) -> bool:
+    """Is `codes` constant within each value of `by` (both integer codes of the same rows)?"""
+    if not codes.size:
+        return False
+    pairs = by.astype(np.int64) * (int(codes.max()) + 1) + codes
+    return bool(np.unique(pairs).size == np.unique(by).size)
+
+
+def _axes(rep: Report) -> list[str]:
+    """The keys the sweeps' specs search, in their order."""
+    return list(dict.fromkeys(a for s in rep.sweeps for a in s.axes))
+
+
+@dataclass
+class _Columns:
+    """What one section shows: columns, and the parameters it names in lines instead."""
+
+    cols: list[str]
+    keep: list[str]  # never dropped for width: who the row is, and the metric
+    local_fixed: list[str]  # constant in this section, not in the whole report
+    by_variant: list[str]  # fixed by each variant
+    follows: dict[str, str]  # parameter -> the searched axis it follows
+
+
+def _row_columns(rep: Report, part: _Part, split: bool, fixed_everywhere: set[str]) -> _Columns:
     models = {part.model} if part.model else set(_models(rep.table))
     params = [p for p in rep.param_codes if applies(p, models) and not (split and p == "model")]
-    varied = [p for p in params if p in rep.group_by or _varies(rep, p, part.mask)]
-    local_fixed = [p for p in params if p not in varied and p not in fixed_everywhere]
-    lead = ["sweep"] if len(rep.sweeps) > 1 and "sweep" in rep.table else []
+    varying = [p for p in params if p in rep.group_by or _varies(rep, p, part.mask)]
+    local_fixed = [p for p in params if p not in varying and p not in fixed_everywhere]
+    axes = [a for a in _axes(rep) if a in varying]
+    has_variant = "variant" in rep.table and bool(rep.table["variant"].notna().to_numpy()[part.mask].any())
+    variant_codes = pd.factorize(rep.table["variant"], use_na_sentinel=False)[0][part.mask] if has_variant else None
+    by_variant: list[str] = []
+    follows: dict[str, str] = {}
+    for p in varying:
+        if p in rep.group_by or p in axes:
+            continue
+        codes = rep.param_codes[p][0][part.mask]
+        if variant_codes is not None and _follows(codes, variant_codes):
+            by_variant.append(p)
+        else:
+            axis = next((a for a in axes if _follows(codes, rep.param_codes[a][0][part.mask])), None)
+            if axis is not None:
+                follows[p] = axis
+    shown = [*axes, *(p for p in varying if p not in axes and p not in by_variant and p not in follows)]
+    who = ["sweep"] if len(rep.sweeps) > 1 and "sweep" in rep.table else []
+    if has_variant:
+        who.append("variant")
     if rep.group_by:
-        lead += [k for k in rep.group_by if k not in rep.params]
+        who += [k for k in rep.group_by if k not in rep.params]
     else:
-        lead.append("trial_id")
-    if "variant" in rep.table and rep.table["variant"].notna().to_numpy()[part.mask].any():
-        lead.append("variant")
-    tail = (["n"] if rep.group_by else []) + ["epochs", "end", *METRICS, "wall_s"]
-    return _dedupe(lead + varied + tail), local_fixed
+        who.append("trial_id")
+    who = _dedupe(who)
+    tail = [*(["n"] if rep.group_by else []), "end", "epochs", *metric_priority(rep.metric), "wall_s"]
+    cols = [c for c in _dedupe(who + [p for p in shown if p not in who] + tail) if c in rep.table]
+    keep = [c for c in who if c != "trial_id" or not has_variant] + [rep.metric]
+    return _Columns(cols, keep, local_fixed, by_variant, follows)
 
 
-def _cells(df: pd.DataFrame, cols: list[str], best_label: Any) -> tuple[list[list[str]], int | None]:
-    columns = [fmt_column(df, c) for c in cols]
+NO_VARIANT = "(no variant)"
+
+
+def _variant_names(values: pd.Series) -> np.ndarray:
+    """Variant names as objects, trials without one (a sweep without variants beside one with) named so."""
+    names = values.to_numpy(dtype=object)
+    return np.where(pd.isna(names), NO_VARIANT, names)
+
+
+def _variant_lines(rep: Report, part: _Part, keys: list[str]) -> list[str]:
+    """"4th CNN: conv_layers=2, filters=32": per variant shown in this section (in the spec's order), the keys
+    it fixes."""
+    if not keys or part.rows.empty:
+        return []
+    shown = list(dict.fromkeys(_variant_names(part.rows["variant"]).tolist()))
+    spec = [v for s in rep.sweeps for v in s.variants if v in shown]
+    order = list(dict.fromkeys([*spec, *shown]))
+    names = _variant_names(rep.table["variant"])[part.mask]
+    first_at: dict[str, int] = {}  # each variant's first row in this section, as a position of rep.table
+    for name, at in zip(names.tolist(), np.flatnonzero(part.mask).tolist(), strict=True):
+        first_at.setdefault(name, at)
+    first = rep.table.iloc[[first_at[v] for v in order[:VARIANTS_SHOWN]]][keys]
+    lines = []
+    for variant, row in zip(order[:VARIANTS_SHOWN], first.itertuples(index=False), strict=True):
+        values = ", ".join(f"{k}={fmt_value(v, k)}" for k, v in zip(keys, row, strict=True) if not _isna(v))
+        lines.append(f"{variant}: {values}" if values else str(variant))
+    if len(order) > VARIANTS_SHOWN:
+        lines.append(f"... and {len(order) - VARIANTS_SHOWN} more variants (--format csv lists their keys)")
+    return lines
+
+
+def _follow_notes(rep: Report, part: _Part, follows: dict[str, str]) -> list[str]:
+    """"lr follows optimizer: adam=0.001, sgd=0.01"."""
+    table = rep.table[part.mask]
+    notes = []
+    for p, axis in follows.items():
+        pairs = table[[axis, p]].drop_duplicates(axis)
+        values = ", ".join(f"{fmt_value(a, axis)}={fmt_value(v, p)}" for a, v in pairs.itertuples(index=False))
+        notes.append(f"{p} follows {axis}: {values}")
+    return notes
+
+
+def _cells(df: pd.DataFrame, cols: list[str], best_label: Any, prefix: str) -> tuple[list[list[str]], int | None]:
+    columns = [fmt_column(df, c, prefix) for c in cols]
     cells = [list(row) for row in zip(*columns, strict=True)] if cols and len(df) else []
     labels = list(df.index)
     return cells, (labels.index(best_label) if best_label in labels else None)
@@ -175,20 +304,23 @@ def row_sections(rep: Report) -> list[Section]:
     split = len(parts) > 1
     fixed_everywhere = set(global_fixed(rep))
     best_label = rep.best
+    prefix = id_prefix(rep)
     sections = []
     for part in parts:
         if part.rows.empty:
             continue
-        cols, local_fixed = _row_columns(rep, part, split, fixed_everywhere)
-        cells, best = _cells(part.rows, cols, best_label)
+        c = _row_columns(rep, part, split, fixed_everywhere)
+        cells, best = _cells(part.rows, c.cols, best_label, prefix)
         total = int(part.mask.sum())
         what = ("group" if rep.group_by else "trial") + ("" if total == 1 else "s")
         count = f"{len(part.rows)} {what}" if len(part.rows) == total else f"{len(part.rows)} of {total} {what}"
         title = f"{part.model}: {count}" if split else f"{', '.join(s.name for s in rep.sweeps)}: {count}"
-        fixed = ", ".join(f"{c}={fmt_value(part.first(rep.table, c), c)}" for c in local_fixed)
-        notes = [f"fixed in {part.model or 'these'} trials: {fixed}"] if local_fixed else []
-        right = [_is_number(part.rows[c]) for c in cols]
-        sections.append(Section(title, cols, [LABELS.get(c, c) for c in cols], cells, right, best, notes))
+        fixed = ", ".join(f"{k}={fmt_value(part.first(rep.table, k), k)}" for k in c.local_fixed)
+        notes = [f"fixed in {part.model or 'these'} trials: {fixed}"] if c.local_fixed else []
+        notes += _follow_notes(rep, part, c.follows)
+        right = [_is_number(part.rows[k]) for k in c.cols]
+        sections.append(Section(title, c.cols, [label(k) for k in c.cols], cells, right, best, notes,
+                                _variant_lines(rep, part, c.by_variant), c.keep))
     return sections
 
 
@@ -198,25 +330,37 @@ def reference_section(rep: Report, metrics: tuple[str, ...] = SUMMARY_METRICS) -
         return None
     metrics = tuple(m for m in metrics if ref[f"ref_{m}"].notna().any())
     cols = (["sweep"] if len(rep.sweeps) > 1 else []) + ["variant", "n", "epochs"]
-    labels = [LABELS.get(c, c) for c in cols]
+    labels = [label(c) for c in cols]
     for m in metrics:
         cols += [f"ref_{m}", m, f"delta_{m}"]
         labels += [f"{LABELS[m]} ref", LABELS[m], "Δ"]
     columns = [fmt_column(ref, c) for c in cols]
     cells = [list(row) for row in zip(*columns, strict=True)]
     title = "Reference: the study's numbers beside the reproduction (mean of finished trials; Δ = ours - ref)"
-    return Section(title, cols, labels, cells, [c not in ("sweep", "variant") for c in cols])
+    who = cols[: cols.index("n") + 1]
+    priority = [*who, *(m for m in metric_priority(rep.metric) if m in metrics), "epochs"]  # a metric: its triple
+    return Section(title, cols, labels, cells, [c not in ("sweep", "variant") for c in cols],
+                   keep=[c for c in who if c != "n"], priority=priority)
+
+
+def _count_text(counts: dict[Ended, int]) -> str:
+    return ", ".join(f"{n} {e.value}" for e, n in counts.items() if n)
 
 
 def header_lines(rep: Report) -> list[str]:
     lines = []
     for s in rep.sweeps:
         ends = rep.trials["end"] if len(rep.sweeps) == 1 else rep.trials.loc[rep.trials["sweep"].eq(s.name), "end"]
-        counts = ", ".join(f"{n} {label}" for label, n in ends.value_counts().items()) or "none"
+        counts = dict.fromkeys(Ended, 0)
+        for value, n in ends.value_counts().items():
+            counts[Ended(value)] += int(n)
+        unseen = sum(n for (name, _), n in rep.unseen.items() if name == s.name)  # planned, not written yet
+        counts[Ended.PENDING] += unseen
         matching = f", {len(ends)} match --where" if rep.where else ""
-        lines.append(f"sweep {s.name} ({s.folder}): {len(s.trials)} trials{matching}: {counts}")
+        total = len(s.trials) + unseen
+        lines.append(f"sweep {s.name} ({s.folder}): {total} trials{matching}: {_count_text(counts) or 'none'}")
     lines.append(f"metric: {rep.metric} ({rep.mode})")
-    unfinished = (~rep.trials["end"].map(lambda e: Ended(e).finished)).sum()
+    unfinished = int((~rep.trials["end"].isin([e.value for e in Ended if e.finished or e is Ended.PENDING])).sum())
     if unfinished:
         lines.append(f"{unfinished} trial{'s' if unfinished > 1 else ''} not finished (sweep running or "
                      f"interrupted): numbers as last written")
@@ -226,9 +370,45 @@ def header_lines(rep: Report) -> list[str]:
     fixed = global_fixed(rep)
     if fixed:
         lines.append(f"fixed: {fixed_text(rep.table, fixed)}")
+    prefix = id_prefix(rep)
+    if prefix:
+        example = str(rep.table["trial_id"].iloc[0])
+        lines.append(f"trial ids are shown without the prefix they share: {example} as {example.removeprefix(prefix)}")
     if rep.group_by:
         lines.append(f"grouped by {', '.join(rep.group_by)}: metrics are mean±std over the n finished trials of each")
     return lines + rep.notes
+
+
+def _where_label(sweep: Any, variant: Any, several: bool) -> str | None:
+    parts = [str(sweep)] if several and not _isna(sweep) else []
+    parts += [] if _isna(variant) else [str(variant)]
+    return " ".join(parts) or None
+
+
+def pending_line(rep: Report) -> str | None:
+    """"8 pending: 2conv-32f-k3 x1, 4conv-64f-k3 x2": trials that are not rows, per variant (in the spec's
+    order), or only their number when there are no variants."""
+    counts = rep.pending_counts()
+    if not counts:
+        return None
+    several = len(rep.sweeps) > 1
+    per: dict[str, int] = {}
+    if rep.waiting is not None and not rep.waiting.empty:
+        for sweep, variant in rep.waiting[["sweep", "variant"]].itertuples(index=False):
+            where = _where_label(sweep, variant, several)
+            if where is not None:
+                per[where] = per.get(where, 0) + 1
+    for (sweep, variant), n in rep.unseen.items():
+        where = _where_label(sweep, variant, several)
+        if where is not None:
+            per[where] = per.get(where, 0) + n
+    rank = {_where_label(s.name, v, several): i for i, (s, v) in
+            enumerate((s, v) for s in rep.sweeps for v in s.variants)}
+    ordered = sorted(per, key=lambda w: rank.get(w, len(rank)))
+    head = ", ".join(f"{n} {e.value}" for e, n in counts.items())
+    if set(counts) != {Ended.PENDING}:
+        head += f" (no {rep.metric} yet)"
+    return head + (": " + ", ".join(f"{w} x{per[w]}" for w in ordered) if ordered else "")
 
 
 def error_lines(rep: Report, limit: int | None = None) -> list[str]:
@@ -243,19 +423,39 @@ def error_lines(rep: Report, limit: int | None = None) -> list[str]:
     return lines
 
 
+def shown_line(rep: Report) -> str | None:
+    """Exactly what the tables show, when it is not everything: "showing the 20 best of 32 trials by
+    val_accuracy; 8 pending not shown"."""
+    counts = rep.pending_counts() if not rep.group_by else {}
+    if not rep.cut and not counts:
+        return None
+    what = "groups" if rep.group_by else "trials"
+    n, total = len(rep.rows), rep.total
+    if rep.sort_by:
+        head = f"showing {'the first ' if rep.cut else ''}{n} of {total} {what}, sorted by {rep.sort_by}"
+    elif rep.cut:
+        head = f"showing the {n} best of {total} {what} by {rep.metric}"
+    else:
+        head = f"showing {n} of {total} {what}, best {rep.metric} first"
+    if counts:
+        head += "; " + ", ".join(f"{k} {e.value}" for e, k in counts.items()) + " not shown"
+    if rep.cut:
+        head += "; --top N to change, --format csv or --out DIR for all"
+    return head
+
+
 def footer_lines(rep: Report) -> list[str]:
     lines = []
     best = rep.best
     if best is not None:
-        row = rep.rows.loc[best]
+        row = rep.table.loc[best]
         who = row.get("trial_id") if not rep.group_by else ", ".join(f"{k}={row[k]}" for k in rep.group_by)
         variant = row.get("variant")
         lines.append(f"{STAR} best {rep.metric}: {fmt_value(row[rep.metric], rep.metric)} "
                      f"({who}{'' if _isna(variant) or rep.group_by else f', {variant}'})")
-    if len(rep.rows) < len(rep.table):
-        which = f"the {len(rep.rows)} best by {rep.metric}" if rep.shown_best else f"{len(rep.rows)}"
-        lines.append(f"showing {which} of {len(rep.table)} rows; --top N to change, --format csv or "
-                     f"--out DIR for all")
+    shown = shown_line(rep)
+    if shown:
+        lines.append(shown)
     if rep.trials.empty:
         lines.append(f"no trials match --where {rep.where}")
     return lines

@@ -1,8 +1,11 @@
 """Which sweeps a report reads, and each one's trials and what its spec.yaml says about them.
 
 A report names sweeps under --storage (the same folders every command finds, store/storage.py), or results
-folders given by path (a copy of a sweep's folder holding trials.parquet). Only trials.parquet and spec.yaml
-are read here, so the terminal table stays fast on a sweep of any size; epochs.parquet only for plots.
+folders given by path (a copy of a sweep's folder holding trials.parquet). With no name it reads every folder
+under --storage that holds trials.parquet. Only trials.parquet and spec.yaml are read here, so the terminal
+table stays fast on a sweep of any size; epochs.parquet only for plots. spec.yaml gives the metric, the variants
+and what they fix, the searched axes, the trials planned per variant (those not started yet are pending), ASHA's
+rungs and reference numbers; without it the report still works, from the data alone.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class Sweep:
     mode: str = "max"
     references: dict[str, dict[str, float]] = field(default_factory=dict)  # variant -> metric -> value
     variants: list[str] = field(default_factory=list)  # in the spec's order
+    axes: list[str] = field(default_factory=list)  # the keys the spec searches (grid, choice, ...)
+    planned: dict[str | None, int] = field(default_factory=dict)  # trials the spec expands to, per variant
     asha_rungs: list[int] = field(default_factory=list)  # epochs at which ASHA may stop a trial
     note: str | None = None  # why spec.yaml gave nothing
     description: str | None = None  # the search space's own `description`, shown in the header
@@ -67,14 +72,16 @@ def _resolve_one(arg: str, storage: Storage) -> SweepFolder:
 
 
 def _names(storage: Storage) -> list[str]:
+    """Sweeps under storage (folders holding sweep.json) and copied results folders (holding trials.parquet)."""
     try:
-        return sweep_names(storage)
+        sweeps = set(sweep_names(storage))
+        return [n for n in storage.subfolders() if n in sweeps or storage.folder(n).has(TRIALS_FILE)]
     except SweeperError:
         return []
 
 
 def resolve_sweeps(args: list[str], storage: Storage) -> list[tuple[str, SweepFolder]]:
-    """(name, folder) per argument; no argument means every sweep under storage that has results."""
+    """(name, folder) per argument; no argument means every folder under storage that has results."""
     if not args:
         found = [storage.folder(n) for n in _names(storage)]
         found = [f for f in found if f.has(TRIALS_FILE)]
@@ -103,6 +110,10 @@ def _attach_spec(sweep: Sweep) -> None:
     sweep.metric, sweep.mode = spec.metric, spec.mode or "max"
     sweep.references = {k: {m: v for m, v in ref.items() if v is not None} for k, ref in space.references.items()}
     sweep.variants = list(space.variants)
+    sweep.axes = [a.key for a in space.axes]
+    for point in space.grid_points():
+        variant = point.get("variant")
+        sweep.planned[variant] = sweep.planned.get(variant, 0) + spec.num_samples
     if spec.scheduler.type == "asha":
         sweep.asha_rungs = [m for m in asha_milestones(spec.epochs, spec.scheduler.grace_period,
                                                        spec.scheduler.reduction_factor) if m < spec.epochs]

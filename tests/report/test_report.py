@@ -15,10 +15,11 @@ from typer.testing import CliRunner
 
 from sweeper.cli import app
 from sweeper.report.files import markdown
-from sweeper.report.frame import build_report as build
+from sweeper.report.frame import Report, build_report
 from sweeper.report.terminal import print_rich
-from sweeper.spec import loader as spaces
+from sweeper.spec.loader import REFERENCE_METRICS, load
 from sweeper.spec.params import TrialParams
+from sweeper.store.storage import Storage, SweepFolder
 from sweeper.store.writer import ResultsWriter
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,6 +42,15 @@ parameters:
 runner = CliRunner()
 
 
+def folder_of(path: Path) -> SweepFolder:
+    """A results folder given by path, as the sweep folder `<parent>/<name>`."""
+    return Storage.parse(str(path.parent)).folder(path.name)
+
+
+def build(args: list[str], storage: str, **kwargs: object) -> Report:
+    return build_report(args, Storage.parse(storage), **kwargs)  # type: ignore[arg-type]
+
+
 def epoch_result(e: int, last: int, final: dict[str, float], finished: bool, **extra: object) -> dict:
     """Metrics that move towards `final` and reach it at epoch `last`."""
     left = (1 - e / last) ** 2
@@ -55,18 +65,18 @@ def epoch_result(e: int, last: int, final: dict[str, float], finished: bool, **e
 
 def make_slides(folder: Path, spec: bool = True) -> Path:
     """The ten study variants x seeds 0 and 1 near the study's numbers; 4th MLP stops early; one trial fails."""
-    space = spaces.load(SLIDES)
+    space = load(SLIDES)
     folder.mkdir(parents=True)
     if spec:  # without slides.yaml's description, whose findings name variants the tests look for in rows
         text = re.sub(r"(?m)^description: >\n(?:  .*\n)+", "", SLIDES.read_text())
         (folder / "spec.yaml").write_text(text)
-    w = ResultsWriter(folder, flush_every_s=3600)
+    w = ResultsWriter(folder_of(folder), flush_every_s=3600)
     for i, (variant, ref) in enumerate((v, space.references[v]) for v in space.variants for _ in (0, 1)):
         seed, tid = i % 2, f"slide_{i:05d}"
         params = space.trial_params({"variant": variant})
         w.set_params(tid, variant, params.model_dump() | {"lr": params.learning_rate, "seed": seed})
         shift = 0.002 if seed else -0.002
-        final = {m: ref.get(m, ref["val_loss"]) + shift for m in spaces.REFERENCE_METRICS}
+        final = {m: ref.get(m, ref["val_loss"]) + shift for m in REFERENCE_METRICS}
         last = 37 if variant == "4th MLP" else params.max_epochs
         failed = variant == "5th CNN" and seed == 1
         for e in range(1, (3 if failed else last) + 1):
@@ -80,7 +90,7 @@ def make_asha(folder: Path) -> Path:
     """An interrupted ASHA sweep: completed, ASHA-stopped and one still RUNNING trial; no variants."""
     folder.mkdir(parents=True)
     (folder / "spec.yaml").write_text(ASHA_SPEC)
-    w = ResultsWriter(folder, flush_every_s=3600)
+    w = ResultsWriter(folder_of(folder), flush_every_s=3600)
     plan = [(9, "done"), (1, "asha"), (3, "asha"), (9, "done"), (1, "asha"), (4, "running"), (9, "done"),
             (3, "asha")]
     for i, (last, how) in enumerate(plan):
@@ -118,9 +128,22 @@ def line_with(text: str, needle: str) -> str:
     return lines[0]
 
 
-def cli(*args: str, storage: Path | None = None) -> tuple[int, str, str]:
+def table(text: str, title: str) -> tuple[list[str], list[list[str]]]:
+    """The table under the first line starting with `title`, read by its columns (the rule under the header is
+    broken between them): each column's label (wrapped words joined) and each row's cells."""
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.startswith(title)), None)
+    assert start is not None, f"no table {title!r} in:\n{text}"
+    rule = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("─"))
+    end = next((i for i in range(rule + 1, len(lines)) if not lines[i].strip()), len(lines))
+    spans = [m.span() for m in re.finditer("─+", lines[rule])]
+    labels = [" ".join(w for ln in lines[start + 1:rule] for w in ln[a:b].split()) for a, b in spans]
+    return labels, [[ln[a:b].strip() for a, b in spans] for ln in lines[rule + 1:end]]
+
+
+def cli(*args: str, storage: Path | None = None, width: int = 220) -> tuple[int, str, str]:
     extra = ["--storage", str(storage)] if storage else []
-    result = runner.invoke(app, ["report", *args, *extra], env={"COLUMNS": "220"})
+    result = runner.invoke(app, ["report", *args, *extra], env={"COLUMNS": str(width)})
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -130,20 +153,29 @@ def test_table_splits_families_shows_varied_columns_fixed_line_ends_and_best(sto
         assert title in text
     fixed = line_with(text, "fixed: ")
     assert "batch_size=32" in fixed and "seed=" not in fixed  # seeds vary, so they are a column
-    assert "fixed in mlp trials: optimizer=sgd" in text and "lr=0.01" in text
-    mlp_header = line_with(text, "hidden")
-    for col in ("trial", "variant", "dropout", "early stopping patience", "seed", "epochs", "ended", "train loss",
-                "val loss", "test loss", "train acc", "val acc", "test acc", "wall s"):
-        assert col in mlp_header
-    assert "filters" not in mlp_header and "conv layers" in line_with(text, "kernel size")
-    early = line_with(text, "slide_00008")
-    assert "4th MLP" in early and "[256, 128]" in early and " 37 " in early and "early-stopped" in early
-    failed = line_with(text, "slide_00019")
-    assert "error" in failed and "5th CNN" in failed
+    assert "fixed in mlp trials: optimizer=sgd, lr=0.01, max_epochs=100" in text
+    mlp_header, mlp_rows = table(text, "mlp: 8 trials")
+    # who, what varies (seeds), how it ended, the metric first: what each variant fixes is in a line of its own
+    assert mlp_header == ["variant", "trial", "seed", "ended", "epochs", "val acc", "test acc", "val loss",
+                          "test loss", "train acc", "train loss", "wall s"]
+    assert "1st MLP: hidden=[10], dropout=0, early_stopping_patience=0" in text
+    assert "4th MLP: hidden=[256, 128], dropout=0, early_stopping_patience=1" in text
+    assert "4th CNN: conv_layers=2, filters=32, kernel_size=3, pool_every=1, optimizer=adam, lr=0.001, " \
+           "max_epochs=27" in text
+    assert "filters" not in text[text.index("mlp: 8 trials"):text.index("fixed in cnn trials")]
+    assert "trial ids are shown without the prefix they share: slide_00000 as 00000" in text
+    assert ["4th MLP", "00008", "0", "early-stopped", "37"] in [r[:5] for r in mlp_rows]
+    assert [r[1] for r in mlp_rows] == ["00005", "00007", "00004", "00006", "00009", "00008", "00003",
+                                        "00002"]  # val_accuracy, best first
+    cnn_header, cnn_rows = table(text, "cnn: 10 trials")
+    assert cnn_header == mlp_header and cnn_rows[0][:4] == ["★4th CNN", "00017", "1", "completed"]  # the best
+    assert [r[1] for r in cnn_rows] == ["00017", "00018", "00016", "00015", "00014", "00011", "00010", "00013",
+                                        "00012", "00019"]  # the failed trial after those that count for best
+    assert cnn_rows[-1][:5] == ["5th CNN", "00019", "1", "error", "3"]
     assert f"slide_00019 (5th CNN): {OOM}" in text  # the message, below the tables
-    assert "★ slide_00017" in text and "4th CNN" in line_with(text, "★ slide_00017")
     assert line_with(text, "★ best val_accuracy").startswith("★ best val_accuracy: 0.9175 (slide_00017, 4th CNN)")
-    assert text.index("Logistic regression") < text.index("1st MLP") < text.index("5th CNN")  # the study's order
+    assert "showing" not in text and "pending" not in text  # every trial shown
+    assert text.index("logreg: 2 trials") < text.index("mlp: 8 trials") < text.index("cnn: 10 trials")
 
 
 def test_reference_table_shows_reference_reproduction_and_delta(storage: Path) -> None:
@@ -161,11 +193,14 @@ def test_reference_table_shows_reference_reproduction_and_delta(storage: Path) -
 def test_group_by_variant_gives_mean_std_and_n(storage: Path) -> None:
     text = render("slides", storage=storage, group_by=["variant"], width=300)
     assert "grouped by variant" in text and "mlp: 4 groups" in text and "logreg: 1 group " in text
-    row = line_with(text, "3rd CNN")
-    assert " 2 " in row and "0.9093±0.0028" in row and "2 completed" in row and "seed" not in line_with(text, "n ")
-    failed = line_with(text, "5th CNN")  # n and the means count the finished trial only
-    assert " 1 " in failed and "1 completed, 1 error" in failed and "0.9168 " in failed
-    assert "★ 5th CNN" in text and "★ best val_accuracy: 0.9168 (variant=5th CNN)" in text
+    header, rows = table(text, "cnn: 5 groups")
+    assert header == ["variant", "n", "ended", "epochs", "val acc", "test acc", "val loss", "test loss", "train acc",
+                      "train loss", "wall s"]
+    assert [r[0] for r in rows] == ["★5th CNN", "4th CNN", "3rd CNN", "1st CNN", "2nd CNN"]  # the metric, best first
+    assert rows[2][:3] == ["3rd CNN", "2", "2 completed"] and rows[2][4] == "0.9093±0.0028"
+    assert rows[0][:3] == ["★5th CNN", "1", "1 completed, 1 error"] and rows[0][4] == "0.9168"  # the finished one
+    assert "★ best val_accuracy: 0.9168 (variant=5th CNN)" in text
+    assert "3rd CNN: conv_layers=2, filters=32, kernel_size=2, pool_every=1, optimizer=adam" in text
 
 
 def test_group_by_a_parameter_and_sort_top(storage: Path) -> None:
@@ -178,32 +213,42 @@ def test_group_by_a_parameter_and_sort_top(storage: Path) -> None:
     assert rep.rows["trial_id"].tolist() == ["slide_00017", "slide_00018"] and len(rep.table) == 20
 
 
-def test_terminal_cap_keeps_the_best_rows_in_report_order_and_narrow_terminals_hide_columns(storage: Path) -> None:
+def test_terminal_cap_keeps_the_best_rows_and_narrow_terminals_hide_columns_from_the_end(storage: Path) -> None:
     rep = build(["slides"], str(storage), best=3)
-    assert rep.rows["trial_id"].tolist() == ["slide_00017", "slide_00016", "slide_00018"]  # 4th CNN, then 5th
-    text = render("slides", storage=storage, best=3, width=90)
-    assert "showing the 3 best by val_accuracy of 20 rows" in text
-    assert "hidden at width 90: train loss, test loss, train acc" in text
-    header = line_with(text, " variant ")
-    for col in ("filters", "size", "optimizer", "ended", "acc"):  # kernel size wraps its header; not a number
-        assert col in header
-    assert line_with(text, "★ 4th CNN").split()[-2:] == ["0.9175", "0.9203"]
-    assert max(len(line) for line in text.splitlines()) <= 90
+    assert rep.rows["trial_id"].tolist() == ["slide_00017", "slide_00018", "slide_00016"]  # the 3 best, best first
+    text = render("slides", storage=storage, best=3, width=70)
+    assert "showing the 3 best of 20 trials by val_accuracy; --top N to change, --format csv or --out DIR for " \
+           "all" in " ".join(text.split())
+    assert "hidden at width 70: train acc, train loss, wall s (a wider terminal, --format markdown or csv show " \
+           "them)" in " ".join(text.split())
+    header, rows = table(text, "cnn: 3 of 10 trials")
+    assert header == ["variant", "trial", "seed", "ended", "epochs", "val acc", "test acc", "val loss",
+                      "test loss"]  # headers wrap before a column goes
+    assert rows[0] == ["★4th CNN", "00017", "1", "completed", "27", "0.9175", "0.9203", "0.2920", "0.2693"]
+    assert [r[1] for r in rows] == ["00017", "00018", "00016"]
+    assert "4th CNN: conv_layers=2" in text and "5th CNN: conv_layers=4" in text and "3rd CNN:" not in text
+    assert max(len(line) for line in text.splitlines()) <= 70
 
 
 def test_asha_sweep_running_and_min_metric(storage: Path) -> None:
     text = render("asha", storage=storage)
     assert "asha: 8 trials" in text and "metric: val_loss (min)" in text
     assert "1 trial not finished (sweep running or interrupted)" in text
-    assert line_with(text, "asha_00005").split()[-8] == "running"
-    assert text.count("ASHA-stopped") >= 4 and "variant" not in line_with(text, "trial")
-    assert "★ asha_00006" in text  # the lowest val_loss among those with one
+    header, rows = table(text, "asha: 8 trials")
+    assert header == ["trial", "filters", "kernel size", "seed", "ended", "epochs", "val loss", "test loss",
+                      "val acc", "test acc", "train loss", "train acc", "wall s"]
+    assert [r[0] for r in rows] == ["★00006", "00003", "00000", "00005", "00007", "00002", "00004", "00001"]
+    assert rows[3][4] == "running"  # by its latest val_loss, lowest first
+    assert text.count("ASHA-stopped") >= 4 and "variant" not in header
+    assert "★ best val_loss: 0.4400 (asha_00006)" in text  # the lowest val_loss among those with one
     assert "fixed: model=cnn" in text and "hidden" not in text  # an MLP-only key, not shown for CNNs
 
 
 def test_several_sweeps_get_a_sweep_column(storage: Path) -> None:
     text = render("slides", str(storage / "asha"), storage=storage)
-    assert "sweep" in line_with(text, "trial") and line_with(text, "asha_00000").split()[0] == "asha"
+    header, rows = table(text, "cnn: 18 trials")
+    assert header[:3] == ["sweep", "variant", "trial"] and line_with(text, "asha_00000").split()[0] == "asha"
+    assert rows[0][:3] == ["★slides", "4th CNN", "slide_00017"]  # ids differ: shown whole
     assert "optimise different metrics" in text
 
 
@@ -237,7 +282,7 @@ def test_missing_results_are_exit_2(storage: Path, tmp_path: Path) -> None:
     code, _, err = cli(storage=tmp_path)
     assert code == 2 and "no sweep results there" in err
     (tmp_path / "empty").mkdir()
-    ResultsWriter(tmp_path / "empty").flush()  # a sweep that has not recorded a trial yet
+    ResultsWriter(folder_of(tmp_path / "empty")).flush()  # a sweep that has not recorded a trial yet
     code, _, err = cli("empty", storage=tmp_path)
     assert code == 2 and "no trials recorded yet" in err
 
@@ -251,7 +296,7 @@ def test_no_argument_reports_every_sweep_under_storage_env(storage: Path, monkey
 def test_missing_or_broken_spec_still_reports(tmp_path: Path) -> None:
     make_slides(tmp_path / "nospec", spec=False)
     text = render("nospec", storage=tmp_path)
-    assert "no spec.yaml" in text and "Reference:" not in text and "★ slide_00017" in text
+    assert "no spec.yaml" in text and "Reference:" not in text and "★4th CNN  00017" in text
     (tmp_path / "nospec" / "spec.yaml").write_text("metric: [oops\n")
     assert "spec.yaml unusable, so no reference numbers" in render("nospec", storage=tmp_path)
 
@@ -260,10 +305,12 @@ def test_markdown_format(storage: Path) -> None:
     code, out, _ = cli("slides", "--format", "markdown", storage=storage)
     assert code == 0 and out.startswith("# Sweep report: slides")
     assert "## cnn: 10 trials" in out and "## Reference: the study's numbers" in out and "## Errors" in out
-    header = line_with(out, "| trial | variant | hidden |")
-    assert header.endswith("| wall s |") and line_with(out, "|---").startswith("|---|---|")
-    best = line_with(out, "slide_00017")
-    assert best.startswith("| **★ slide_00017** | **4th CNN** |")
+    header = line_with(out, "| variant | trial | seed | ended | epochs | val acc | test acc | val loss |")
+    assert header.endswith("| test loss | train acc | train loss | wall s |")
+    assert line_with(out, "|---").startswith("|---|---|---:|---|---:|")
+    assert "- 4th MLP: hidden=[256, 128], dropout=0, early_stopping_patience=1" in out
+    best = line_with(out, "00017")
+    assert best.startswith("| **★ 4th CNN** | **00017** | **1** | **completed** |")
     ref = line_with(out, "| variant | n | epochs | train loss ref |")  # Markdown shows all six metrics
     assert "| test acc ref | test acc | Δ |" in ref
     assert "| 3rd MLP | 2 | 100 | - | " in out  # the study reported no train loss for it
@@ -281,7 +328,8 @@ def test_csv_and_html_formats(storage: Path) -> None:
     assert len(groups) == 10 and {"n", "val_accuracy", "val_accuracy_std"} <= set(groups)
     code, out, _ = cli("slides", "--format", "html", storage=storage)
     assert code == 0 and out.startswith("<!doctype html>") and out.count("<table>") == 4
-    assert '<tr class="best"><td>★ slide_00017</td>' in out
+    assert '<tr class="best"><td>★ 4th CNN</td><td>00017</td>' in out
+    assert "<li>4th CNN: conv_layers=2, filters=32, kernel_size=3, pool_every=1, optimizer=adam, lr=0.001" in out
 
 
 def assert_png(path: Path, size: tuple[int, int] | None = None) -> None:
@@ -305,7 +353,7 @@ def test_out_writes_markdown_csv_and_plots(storage: Path, tmp_path: Path) -> Non
     assert code == 0 and "sweep slides" in stdout and "wrote " in err
     md = (out / "report.md").read_text()
     assert "![val accuracy per epoch, one line a trial](learning_curves.png)" in md
-    assert "| sweep | trial |" in md
+    assert "| sweep | variant | trial |" in md
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == 28 and set(trials["sweep"]) == {"slides", "asha"}
     assert_png(out / "learning_curves.png", (1000, 600))
@@ -325,7 +373,8 @@ def test_help_lists_options_and_does_not_import_pandas() -> None:
     result = runner.invoke(app, ["report", "--help"], env={"COLUMNS": "200"})
     for option in ("--storage", "--format", "--out", "--sort-by", "--top", "--where", "--group-by"):
         assert option in result.stdout
-    code = "import sys, sweeper.report_cli; print(sorted({'pandas', 'matplotlib', 'pyarrow'} & set(sys.modules)))"
+    # pyarrow too comes in now: the CLI resolves --storage (store/storage.py, pyarrow.fs) at its edge
+    code = "import sys, sweeper.cli.report; print(sorted({'pandas', 'matplotlib'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
 
 
