@@ -13,6 +13,7 @@ import os
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import pyarrow.fs as pafs
 
@@ -22,6 +23,17 @@ from sweeper.errors import SweeperError
 def is_uri(location: str) -> bool:
     """A remote filesystem URI (s3://, gs://, ...): not a local path, nor file://."""
     return "://" in location and not location.startswith("file://")
+
+
+def _file_uri_path(given: str) -> str:
+    """The local path a `file://` URI names (percent-decoded, an explicit `localhost` host dropped); a plain
+    path as it is. `file://runs` and `file://~/runs` stay the relative and home paths they look like."""
+    if not given.startswith("file://"):
+        return given
+    rest = given.removeprefix("file://")
+    if rest.startswith("localhost/"):
+        rest = rest.removeprefix("localhost")
+    return unquote(rest)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -39,8 +51,7 @@ class Storage:
     def parse(cls, given: str) -> Storage:
         if is_uri(given):
             return cls(given, given.rstrip("/"))
-        local = Path(given.removeprefix("file://")).expanduser()
-        return cls(given, str(local.absolute()))
+        return cls(given, os.path.abspath(Path(_file_uri_path(given)).expanduser()))  # `..` folded, as `cd` does
 
     @property
     def local(self) -> bool:
