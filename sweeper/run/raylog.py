@@ -9,6 +9,7 @@ leaves none; a file descriptor asked of it (faulthandler's, for crash dumps) is 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -96,14 +97,32 @@ def _ray_loggers_to(stream: IO[str]) -> Iterator[None]:
     names = ["ray", *(n for n in logging.root.manager.loggerDict if n.startswith("ray."))]
     handlers = {h for n in names for h in logging.getLogger(n).handlers
                 if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)}
-    old = {h: h.stream for h in handlers}
-    for h in handlers:
-        h.setStream(stream)
+    old = {h: _swap_stream(h, stream) for h in handlers}
     try:
         yield
     finally:
         for h, s in old.items():
-            h.setStream(s)
+            # A stream closed meanwhile (Ray imported while a test runner or notebook cell held stderr) would
+            # make every later log line an error: the process's own stderr takes its place.
+            _swap_stream(h, sys.__stderr__ if _closed(s) or s is None else s)
+
+
+def _closed(stream: Any) -> bool:
+    return bool(getattr(stream, "closed", False))
+
+
+def _swap_stream(handler: logging.StreamHandler, stream: Any) -> Any:
+    """Point `handler` at `stream`; returns the stream it had. Unlike `setStream`, never flushes a closed one
+    (which raises)."""
+    with handler.lock or contextlib.nullcontext():
+        old = handler.stream
+        if old is not None and not _closed(old):
+            try:
+                old.flush()
+            except (OSError, ValueError):
+                pass
+        handler.stream = stream
+    return old
 
 
 @contextmanager

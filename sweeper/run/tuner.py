@@ -9,6 +9,7 @@ trial (on any node) through Ray's object store via `tune.with_parameters`.
 from __future__ import annotations
 
 import os
+import posixpath
 from typing import Any
 
 from sweeper.errors import SweeperError
@@ -94,13 +95,53 @@ def new_tuner(space: Space, folder: SweepFolder, splits: Splits, max_failures: i
         run_config=tune.RunConfig(
             name=folder.name, storage_path=folder.storage.location,
             callbacks=[recorder],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # see repair_checkpoints
             failure_config=tune.FailureConfig(max_failures=max_failures),
             verbose=0,
         ),
     )
 
 
+
+
+CHECKPOINT_PREFIX = "checkpoint_"  # Ray's checkpoint folders in a trial's folder: checkpoint_000000, ...
+
+
+def repair_checkpoints(folder: SweepFolder) -> list[str]:
+    """Put back the checkpoint that Ray's saved experiment state names, where a killed driver left it deleted.
+
+    Ray keeps one checkpoint per trial (num_to_keep=1): it deletes the previous one the moment the next is
+    registered, and writes the experiment state that names the new one only afterwards (at the end of that
+    step, uploaded in the background). A driver killed in between leaves a state naming a deleted checkpoint,
+    and resuming would fail that trial ("Could not recover from checkpoint as it does not exist on storage
+    anymore"). The checkpoint Ray registered next is still there, complete (a trial's checkpoint is registered
+    only once uploaded): it is copied under the missing name, so the trial goes on from that later epoch (the
+    checkpoint holds its own epoch count). Returns the checkpoints put back, as `trial folder/checkpoint`."""
+    import pyarrow.fs as pafs
+    from ray.tune import ExperimentAnalysis
+
+    fs, base = folder.fs_path()
+    try:
+        trials = ExperimentAnalysis(base, storage_filesystem=fs).trials
+    except Exception:  # noqa: BLE001 - no readable experiment state: Tuner.restore says so in its own words
+        return []
+    repaired = []
+    for trial in trials:
+        checkpoint = trial.checkpoint
+        if checkpoint is None or fs.get_file_info(checkpoint.path).type == pafs.FileType.Directory:
+            continue
+        trial_dir, missing = posixpath.split(checkpoint.path.rstrip("/"))
+        if not missing.startswith(CHECKPOINT_PREFIX):
+            continue
+        later = sorted(e.base_name for e in fs.get_file_info(pafs.FileSelector(trial_dir, allow_not_found=True))
+                       if e.type == pafs.FileType.Directory and e.base_name.startswith(CHECKPOINT_PREFIX)
+                       and e.base_name > missing)
+        if later:  # the one registered next (any later ones were never registered: maybe cut short)
+            fs.create_dir(checkpoint.path, recursive=True)  # local filesystems copy into existing folders only
+            pafs.copy_files(posixpath.join(trial_dir, later[0]), checkpoint.path, source_filesystem=fs,
+                            destination_filesystem=fs)
+            repaired.append(f"{posixpath.basename(trial_dir)}/{missing}")
+    return repaired
 
 
 def restore_tuner(folder: SweepFolder, space: Space, splits: Splits, errored: str, recorder: ParquetRecorder) -> Any:
@@ -110,6 +151,7 @@ def restore_tuner(folder: SweepFolder, space: Space, splits: Splits, errored: st
     by this process's, which knows where to report progress."""
     from ray import tune
 
+    repair_checkpoints(folder)
     tuner = tune.Tuner.restore(
         folder.location, trainable=trainable(space, splits), resume_unfinished=True,
         resume_errored=errored == "resume", restart_errored=errored == "restart",

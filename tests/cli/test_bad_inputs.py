@@ -19,8 +19,9 @@ import pytest
 from typer.testing import CliRunner
 
 from sweeper.cli import app
-from sweeper.spec import loader as spaces
-from sweeper.store import state
+from sweeper.spec.loader import load_text
+from sweeper.store.files import SPEC_FILE, STATE_FILE, TRIALS_FILE
+from sweeper.store.state import new_state
 from tests.conftest import write_idx
 
 runner = CliRunner()
@@ -76,7 +77,8 @@ YAML = [
     yaml_case("grace-period-zero", "scheduler: {grace_period: 0}\n", "key 'scheduler.grace_period'"),
     yaml_case("reduction-factor-one", "scheduler: {reduction_factor: 1}\n", "key 'scheduler.reduction_factor'"),
     yaml_case("unknown-scheduler", "scheduler: {type: hyperband}\n", "key 'scheduler.type': Input should be"),
-    yaml_case("unknown-metric", "metric: accuracy\n", "key 'metric': Input should be"),
+    yaml_case("unknown-metric", "metric: accuracy\n",
+              "key 'metric': must be one of train_loss, train_accuracy, val_loss, val_accuracy"),
     yaml_case("mode-contradicts-metric", "metric: val_loss\nmode: max\n",
               "mode must be 'min' for metric 'val_loss', but got 'max'"),
     yaml_case("val-fraction-one", "data: {val_fraction: 1.0}\n", "key 'data.val_fraction'"),
@@ -228,19 +230,20 @@ def fake_sweep(tmp: Path, name: str = "old", text: str = GOOD, sweep_json: str |
     """A finished sweep's bookkeeping files as launch writes them (no Ray needed to be refused)."""
     folder = tmp / "runs" / name
     folder.mkdir(parents=True)
-    (folder / "spec.yaml").write_text(text)
-    space = spaces.load_text(text, tmp / f"{name}.yaml")
-    run_state = state.new_state(space, None) | {"state": "finished"}
-    (folder / state.STATE_FILE).write_text(sweep_json if sweep_json is not None else json.dumps(run_state))
+    (folder / SPEC_FILE).write_text(text)
+    space = load_text(text, tmp / f"{name}.yaml")
+    run_state = new_state(space, None) | {"state": "finished"}
+    (folder / STATE_FILE).write_text(sweep_json if sweep_json is not None else json.dumps(run_state))
     if trials is not None:
-        (folder / "trials.parquet").write_bytes(trials)
+        (folder / TRIALS_FILE).write_bytes(trials)
 
 
 BROKEN_PARQUET = b"PAR1 this is not really parquet"
 CHANGED = GOOD.replace("epochs: 1", "epochs: 2")
 
 SWEEPS = [
-    Case("resume-unknown-sweep", ["resume", "nope"], "no sweep named 'nope'", setup=fake_sweep),
+    Case("resume-unknown-sweep", ["resume", "nope"], "sweep 'nope': no such sweep under --storage",
+         setup=fake_sweep),
     Case("report-unknown-sweep", ["report", "nope"], "sweep 'nope': no results", setup=fake_sweep),
     Case("status-unknown-sweep", ["status", "nope"], "sweep 'nope': no such sweep under --storage",
          setup=fake_sweep),

@@ -20,7 +20,9 @@ from typer.testing import CliRunner
 
 from sweeper.cli import app
 from sweeper.errors import SweeperError
-from sweeper.store import state
+from sweeper.store.files import LOCK_FILE
+from sweeper.store.lock import locked
+from sweeper.store.storage import Storage
 from tests.conftest import write_idx
 from tests.drivers import Driver
 
@@ -53,6 +55,18 @@ def wait_for_epochs(folder: Path, at_least: int, timeout: float = 120) -> pd.Dat
     raise AssertionError(f"no trial reached epoch {at_least} in {folder}")
 
 
+def ray_reports(folder: Path) -> list[dict]:
+    """Every report Ray logged for the sweep's trials, in order, from its per-trial result.json files."""
+    reports = []
+    for log in sorted(folder.glob("*/result.json")):
+        for line in log.read_text().splitlines():
+            try:
+                reports.append(json.loads(line))
+            except json.JSONDecodeError:  # a line the kill cut short
+                continue
+    return reports
+
+
 def test_kill_9_mid_sweep_then_resume_loses_nothing(
     tmp_path: Path, medium_data: Path, drivers: list[Driver]
 ) -> None:
@@ -81,7 +95,6 @@ def test_kill_9_mid_sweep_then_resume_loses_nothing(
     epochs = pd.read_parquet(folder / "epochs.parquet")
     assert len(trials) == 4 and trials.trial_id.is_unique
     assert set(trials.state) == {"TERMINATED"} and (trials.epochs == 6).all()
-    assert not epochs.duplicated(["trial_id", "epoch"]).any()
     per_trial = epochs.groupby("trial_id").epoch.apply(list).to_dict()
     assert per_trial == {t: [1, 2, 3, 4, 5, 6] for t in trials.trial_id}
     restored = trials.set_index("trial_id").restored_from
@@ -93,6 +106,21 @@ def test_kill_9_mid_sweep_then_resume_loses_nothing(
     sweep = json.loads((folder / "sweep.json").read_text())
     assert sweep["state"] == "finished"
     assert [s["outcome"] for s in sweep["sessions"]] == [None, "finished"]  # the killed session never ended
+
+    # Every epoch Ray itself logged (its per-trial result.json, both sessions, reruns included) is in Parquet
+    # exactly once: as the latest report of that trial and epoch, from the session that was running then.
+    resumed_at = sweep["sessions"][1]["started"]
+    latest = {}
+    for report in ray_reports(folder):
+        latest[report["trial_id"], report["epoch"]] = report  # a rerun epoch: its later report wins
+    rows = {(r.trial_id, r.epoch): r for r in epochs.itertuples()}
+    assert len(rows) == len(epochs)
+    assert set(latest) <= set(rows), sorted(set(latest) - set(rows))
+    for key, report in latest.items():
+        row = rows[key]
+        assert row.reported_at == report["reported_at"] and row.val_loss == report["val_loss"], (key, row, report)
+        assert row.session == (1 if report["reported_at"] >= resumed_at else 0), (key, row, report)
+    assert {key[0] for key in latest} == set(trials.trial_id)
 
 
 def test_sigint_stops_cleanly_prints_resume_command_then_resume_finishes(
@@ -108,7 +136,7 @@ def test_sigint_stops_cleanly_prints_resume_command_then_resume_finishes(
     assert code == 130, out
     assert f"Resume with: sweeper resume int --storage {runs}" in out
     assert json.loads((folder / "sweep.json").read_text())["state"] == "interrupted"
-    assert not (folder / state.LOCK_FILE).exists()
+    assert not (folder / LOCK_FILE).exists()
     assert "INTERRUPTED" in set(pd.read_parquet(folder / "trials.parquet").state)
 
     resumed = Driver("resume", "int", "--storage", str(runs))
@@ -137,17 +165,18 @@ def test_second_launch_of_a_running_sweep_is_refused(
 
 
 def test_stale_lock_is_taken_over_and_a_live_one_refused(tmp_path: Path) -> None:
+    sweep = Storage.parse(str(tmp_path)).folder("s")
     folder = tmp_path / "s"
     folder.mkdir()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (folder / state.LOCK_FILE).write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename}))
-    with state.locked(str(folder), "s"):
-        assert json.loads((folder / state.LOCK_FILE).read_text())["pid"] == os.getpid()
+    (folder / LOCK_FILE).write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename}))
+    with locked(sweep):
+        assert json.loads((folder / LOCK_FILE).read_text())["pid"] == os.getpid()
         with pytest.raises(SweeperError, match=f"already running \\(pid {os.getpid()}"):
-            with state.locked(str(folder), "s"):
+            with locked(sweep):
                 pass
-    assert not (folder / state.LOCK_FILE).exists()
+    assert not (folder / LOCK_FILE).exists()
 
 
 @pytest.fixture(scope="module")
@@ -202,4 +231,4 @@ def test_launch_on_an_existing_name_refuses_unless_overwrite(
 
 def test_resume_of_an_unknown_sweep_is_a_user_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["resume", "nope", "--storage", str(tmp_path)])
-    assert result.exit_code == 2 and "no sweep named 'nope'" in result.stderr
+    assert result.exit_code == 2 and "sweep 'nope': no such sweep under --storage" in result.stderr

@@ -13,13 +13,14 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from sweeper.results import TRIAL_SCHEMA, write_atomic
 from typer.testing import CliRunner
 
 from sweeper.cli import app
-from sweeper.store import state
+from sweeper.store.files import EPOCHS_FILE, LOCK_FILE, STATE_FILE, TRIALS_FILE
+from sweeper.store.parquet import read_rows, write_rows
+from sweeper.store.schema import EPOCH_SCHEMA, TRIAL_SCHEMA
+from sweeper.store.storage import Storage
 from tests.conftest import write_idx
 
 runner = CliRunner()
@@ -54,9 +55,9 @@ def copy_as(runs: Path, name: str, tmp_path: Path) -> Path:
 
 
 def edit_state(folder: Path, **fields: object) -> None:
-    data = json.loads((folder / state.STATE_FILE).read_text())
+    data = json.loads((folder / STATE_FILE).read_text())
     data.update(fields)
-    (folder / state.STATE_FILE).write_text(json.dumps(data))
+    (folder / STATE_FILE).write_text(json.dumps(data))
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -68,7 +69,7 @@ def test_status_of_a_finished_sweep(runs: Path) -> None:
     code, out, err = invoke("status", "mixed", "--storage", str(runs))
     assert code == 0, err
     assert re.search(r"sweep\s+mixed: finished, elapsed \d+:\d\d:\d\d", out)
-    assert "3: 1 done, 1 stopped, 1 error, 0 running, 0 pending" in out
+    assert "3: 1 completed, 1 ASHA-stopped, 1 error, 0 running, 0 pending" in out
     assert re.search(r"best\s+val_accuracy [01]\.\d{4}, trial \w+ \(good\)", out)
     assert "trial-epochs  3" in out  # good ran 2, weak 1 (cut at the first rung), boom failed in its first
     assert f"folder        {runs / 'mixed'}" in out and "started" in out
@@ -88,9 +89,9 @@ def test_list_shows_every_sweep_with_counts_best_started_and_duration(runs: Path
     code, out, err = invoke("list", "--storage", str(tmp_path / "runs"))
     assert code == 0, err
     assert f"sweeps in {tmp_path / 'runs'} (best: val_accuracy)" in out
-    assert re.search(r"\bmixed\s+finished\s+1 done, 1 stopped, 1 error\s+[01]\.\d{4}\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+"
-                     r"\d:\d\d:\d\d", out), out
-    assert re.search(r"\bolder\s+interrupted\s+1 done", out)
+    assert re.search(r"\bmixed\s+finished\s+1 completed, 1 ASHA-stopped, 1 error\s+[01]\.\d{4}\s+"
+                     r"\d{4}-\d\d-\d\d \d\d:\d\d\s+\d:\d\d:\d\d", out), out
+    assert re.search(r"\bolder\s+interrupted\s+1 completed", out)
 
 
 def test_list_fits_80_columns(runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,7 +99,9 @@ def test_list_fits_80_columns(runs: Path, tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["list", "--storage", "runs"], env={"COLUMNS": "80"})
     assert result.exit_code == 0 and "sweeps in runs (best: val_accuracy)" in result.stdout
-    assert re.search(r"\bmixed\s+finished\s+1 done, 1 stopped, 1 error\s", result.stdout), result.stdout
+    # the row, its trials cell folded onto a second line where 80 columns cannot hold it
+    row = r"\bmixed\s+finished\s+1 completed, 1(?: ASHA-stopped, 1 error\s|\s.*\n\s+ASHA-stopped, 1 error\s)"
+    assert re.search(row, result.stdout), result.stdout
     assert all(len(line) <= 80 for line in result.stdout.splitlines())
 
 
@@ -123,11 +126,11 @@ def test_a_running_sweep_whose_driver_died_shows_as_interrupted(runs: Path, tmp_
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     edit_state(folder, state="running")
-    (folder / state.LOCK_FILE).write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename}))
+    (folder / LOCK_FILE).write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename}))
     code, out, _ = invoke("status", "dead", "--storage", str(tmp_path / "runs"))
     assert code == 0 and "dead: interrupted (driver died)" in out
     assert f"sweeper resume dead --storage {tmp_path / 'runs'}" in out
-    (folder / state.LOCK_FILE).unlink()  # a driver killed before it took the lock, or the lock deleted
+    (folder / LOCK_FILE).unlink()  # a driver killed before it took the lock, or the lock deleted
     assert "dead: interrupted (driver died)" in invoke("status", "dead", "--storage", str(tmp_path / "runs"))[1]
     assert re.search(r"\bdead\s+interrupted\s+\(driver\s+died\)", invoke("list", "--storage",
                                                                          str(tmp_path / "runs"))[1])
@@ -135,26 +138,31 @@ def test_a_running_sweep_whose_driver_died_shows_as_interrupted(runs: Path, tmp_
 
 def test_a_running_sweep_shows_its_running_trials_and_time_left(runs: Path, tmp_path: Path) -> None:
     folder = copy_as(runs, "live", tmp_path)
-    sweep_json = json.loads((folder / state.STATE_FILE).read_text())
+    sweep_json = json.loads((folder / STATE_FILE).read_text())
     session = {"command": "resume", "pid": os.getpid(), "host": os.uname().nodename,
                "started": time.time() - 30, "ended": None, "outcome": None}
     edit_state(folder, state="running", sessions=[*sweep_json["sessions"], session])
-    (folder / state.LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename}))
-    trials = pd.read_parquet(folder / "trials.parquet")
-    good = trials.variant == "good"
-    trials.loc[good, ["state", "epochs"]] = ["RUNNING", 1]
-    write_atomic(trials, TRIAL_SCHEMA, str(folder / "trials.parquet"))
-    epochs = pd.read_parquet(folder / "epochs.parquet")
-    epochs.loc[epochs.trial_id.isin(trials[good].trial_id), "session"] = 1  # reported in the current session
-    epochs.to_parquet(folder / "epochs.parquet", index=False)
+    (folder / LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename}))
+    sweep = Storage.parse(str(tmp_path / "runs")).folder("live")
+    trials = read_rows(sweep, TRIALS_FILE)
+    good = {t["trial_id"] for t in trials if t["variant"] == "good"}
+    for t in trials:
+        if t["trial_id"] in good:
+            t.update(state="RUNNING", epochs=1)
+    write_rows(sweep, TRIALS_FILE, trials, TRIAL_SCHEMA)
+    epochs = read_rows(sweep, EPOCHS_FILE)
+    for e in epochs:
+        if e["trial_id"] in good:
+            e["session"] = 1  # reported in the current session
+    write_rows(sweep, EPOCHS_FILE, epochs, EPOCH_SCHEMA)
     code, out, err = invoke("status", "live", "--storage", str(tmp_path / "runs"))
     assert code == 0, err
     assert re.search(r"live: running, elapsed \d+:\d\d:\d\d, about \d+:\d\d:\d\d left", out), out
-    assert "3: 0 done, 1 stopped, 1 error, 1 running, 0 pending" in out
+    assert "3: 0 completed, 1 ASHA-stopped, 1 error, 1 running, 0 pending" in out
     assert re.search(r"running trial\s+variant\s+epoch\s+val_accuracy", out)
     assert re.search(r"\w+_\d+\s+good\s+1/2\s+[01]\.\d{4}", out)
     assert f"driver        pid {os.getpid()}" in out
-    (folder / state.LOCK_FILE).write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
+    (folder / LOCK_FILE).write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
     assert "live: running (on elsewhere)" in invoke("status", "live", "--storage", str(tmp_path / "runs"))[1]
 
 
@@ -193,7 +201,8 @@ parameters: {model: cnn, filters: 16, optimizer: adam, seed: {grid: [0, 1]}}
         stdout, stderr = proc.communicate(timeout=30)
     code, out, _ = invoke("status", "busy", "--storage", str(runs))
     assert code == 0 and "busy: interrupted (driver died)" in out and "sweeper resume busy" in out
-    assert "running trial" not in out and " 0 running, 2 pending" in out  # its trials run again on resume
+    # the trial it was running is interrupted, the other never started: both run on resume
+    assert "running trial" not in out and "2: 0 completed, 0 error, 0 running, 1 interrupted, 1 pending" in out
     ray_lines = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\s+(INFO|WARNING|ERROR)", re.M)
     assert not ray_lines.search(stdout + stderr), stdout + stderr  # Ray's log lines went to ray.log
     assert "View detailed results" not in stdout and stdout.startswith("sweep busy: 2 trials")

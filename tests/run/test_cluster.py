@@ -1,6 +1,6 @@
 """Scale out: cluster.yaml against Ray's own cluster-config validation, and sweeps on real multi-node Ray clusters.
 
-Every cluster here is real: `ray start --head` plus `ray start --address` nodes (sweeper.cluster.LocalCluster),
+Every cluster here is real: `ray start --head` plus `ray start --address` nodes (sweeper.testing.cluster.LocalCluster),
 each with one CPU, its own temp dir under the test's tmp_path and its own token; drivers are `python -m sweeper`
 subprocesses joining with `--address`. Everything is torn down by its own process groups, never `ray stop`.
 """
@@ -29,7 +29,8 @@ from typer.testing import CliRunner
 from sweeper.cli import app
 from sweeper.errors import SweeperError
 from sweeper.run import cluster
-from sweeper.testing.cluster import LocalCluster, LocalNode
+from sweeper.store.storage import Storage
+from sweeper.testing.cluster import LocalCluster, LocalNode, free_port
 from tests.conftest import REPO, write_idx
 from tests.drivers import Driver
 
@@ -202,42 +203,46 @@ def test_two_node_sweep_runs_trials_on_both_nodes_data_through_the_object_store(
     assert not list((tmp_path / "runs").glob(f"**/{cluster.PROBE_PREFIX}*"))  # the storage check cleaned up
 
 
-def trial_intervals(folder: Path) -> list[tuple[float, float, dict[str, Any]]]:
-    """(start, end, last result) of each trial, from Ray's own per-trial result.json."""
-    out = []
+def ray_results(folder: Path) -> dict[str, list[dict[str, Any]]]:
+    """Each trial's reports as Ray itself logged them (its per-trial result.json), by trial id."""
+    out = {}
     for log in folder.glob("*/result.json"):
         results = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-        first, last = results[0], results[-1]
-        # reported_at is the trial's own float clock (Ray's `timestamp` is whole seconds: reused actors start a
-        # trial within the second the last one ended, which whole seconds would show as overlapping)
-        out.append((first["reported_at"] - first["time_this_iter_s"], last["reported_at"], last))
+        out[results[0]["trial_id"]] = results
     return out
 
 
-def most_at_once(intervals: list[tuple[float, float, Any]]) -> int:
-    events = sorted([(s, 1) for s, _, _ in intervals] + [(e, -1) for _, e, _ in intervals])
-    now = best = 0
-    for _, step in events:
-        now += step
-        best = max(best, now)
-    return best
-
-
 def test_fractional_gpus_pack_four_trials_on_one_gpu_each_falling_back_to_cpu_without_cuda(
-    tmp_path: Path, tiny_data: Path, two_nodes: tuple[LocalCluster, LocalNode], drivers: list[Driver]
+    tmp_path: Path, medium_data: Path, two_nodes: tuple[LocalCluster, LocalNode], drivers: list[Driver]
 ) -> None:
     """The head advertises one GPU (there is no CUDA here): gpu 0.25 runs four trials on it at once, never a
     fifth though its CPU would allow five; Ray gives each trial GPU 0, and without CUDA the trial uses the CPU."""
     c, _ = two_nodes
-    space = write_space(tmp_path, "gpu", epochs=2, trials=5, model="cnn", resources="{cpu: 0.2, gpu: 0.25}")
-    code, out = launch(c, drivers, space, tmp_path / "runs", tiny_data)
+    space = write_space(tmp_path, "gpu", epochs=3, trials=5, model="cnn", resources="{cpu: 0.2, gpu: 0.25}")
+    code, out = launch(c, drivers, space, tmp_path / "runs", medium_data)
     assert code == 0, out
-    trials = pd.read_parquet(tmp_path / "runs" / "gpu" / "trials.parquet")
+    folder = tmp_path / "runs" / "gpu"
+    trials = pd.read_parquet(folder / "trials.parquet")
     assert len(trials) == 5 and set(trials.state) == {"TERMINATED"}
     assert {node.split(":")[1] for node in trials.node} == {c.nodes[0].node_id()[:8]}  # the GPU node only
-    intervals = trial_intervals(tmp_path / "runs" / "gpu")
-    assert len(intervals) == 5 and most_at_once(intervals) == 4, intervals
-    assert {last["device"] for _, _, last in intervals} == {"cpu"}
+
+    # Which trials ran at the same time, from the moments each reported an epoch (epochs.parquet's reported_at):
+    # a trial runs at least from its first report to its last.
+    epochs = pd.read_parquet(folder / "epochs.parquet")
+    first, last = epochs.groupby("trial_id").reported_at.min(), epochs.groupby("trial_id").reported_at.max()
+    order = list(first.sort_values().index)
+    four, fifth = order[:4], order[4]
+    # Four at once: each of the first four reported an epoch before any of them reported its last.
+    assert first[four].max() < last[four].min(), epochs.sort_values("reported_at")
+    # Never a fifth: five trials ran in four processes (Ray's own record, the pid in result.json; the fifth
+    # reused the process of a trial that had ended), and a process runs one trial at a time.
+    results = ray_results(folder)
+    pids = {trial: {r["pid"] for r in reports} for trial, reports in results.items()}
+    assert sorted(results) == sorted(trials.trial_id) and all(len(p) == 1 for p in pids.values()), pids
+    assert len(set().union(*pids.values())) == 4, pids
+    (before,) = [t for t in four if pids[t] == pids[fifth]]
+    assert last[before] < first[fifth], (before, fifth, epochs.sort_values("reported_at"))
+    assert {r["device"] for reports in results.values() for r in reports} == {"cpu"}
 
 
 def test_storage_a_node_cannot_see_is_refused_and_nothing_is_written(
@@ -265,9 +270,30 @@ def test_storage_a_node_cannot_see_is_refused_and_nothing_is_written(
     assert list(disk.iterdir()) == []  # no storage folder, sweep folder, lock or marker left behind
 
 
-def test_uri_storage_is_not_probed() -> None:
-    cluster.check_storage("s3://some-bucket/runs")  # returns before touching Ray: every node reaches a URI
-    cluster.check_storage("gs://some-bucket/runs")
+def test_uri_storage_is_not_probed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every node reaches a URI: check_visible returns before asking Ray about nodes or starting a task, and
+    writes nothing (a URI mistaken for a local path would become folders `s3:/some-bucket/runs` here)."""
+    import ray
+
+    asked: list[str] = []
+
+    def nodes() -> list[dict[str, Any]]:
+        asked.append("alive_nodes")
+        raise LookupError("the cluster's nodes were asked for")
+
+    def remote(*args: Any, **kwargs: Any) -> Any:
+        asked.append("ray.remote")
+        raise LookupError("a task was started")
+
+    monkeypatch.setattr(cluster, "alive_nodes", nodes)
+    monkeypatch.setattr(ray, "remote", remote)
+    monkeypatch.chdir(tmp_path)
+    for uri in ("s3://some-bucket/runs", "gs://some-bucket/runs"):
+        assert cluster.check_visible(Storage.parse(uri)) is None
+    assert asked == [] and list(tmp_path.iterdir()) == []
+    with pytest.raises(LookupError, match="nodes were asked for"):  # a local path is checked against the nodes
+        cluster.check_visible(Storage.parse(str(tmp_path / "runs")))
+    assert asked == ["alive_nodes"]
 
 
 def test_a_cpu_less_head_alone_refuses_its_own_disk_until_workers_join(
@@ -276,14 +302,15 @@ def test_a_cpu_less_head_alone_refuses_its_own_disk_until_workers_join(
     """cluster.yaml's head runs no trials: they go to workers the autoscaler adds later, which no marker can ask."""
     head = {"NodeID": "ab" * 28, "NodeManagerAddress": "10.0.0.1", "Alive": True, "Resources": {"CPU": 0.0}}
     monkeypatch.setattr(cluster, "alive_nodes", lambda: [head])
+    storage = Storage.parse(str(tmp_path / "runs"))
     with pytest.raises(SweeperError, match=r"only node runs no trials .* \(s3://BUCKET/runs"):
-        cluster.check_storage(str(tmp_path / "runs"))
+        cluster.check_visible(storage)
     assert not (tmp_path / "runs").exists()
     monkeypatch.setattr(cluster, "network_filesystem", lambda path: True)  # e.g. an NFS mount: fine
-    cluster.check_storage(str(tmp_path / "runs"))
+    cluster.check_visible(storage)
     monkeypatch.setattr(cluster, "alive_nodes", lambda: [head | {"Resources": {"CPU": 8.0}}])
     monkeypatch.setattr(cluster, "network_filesystem", lambda path: False)
-    cluster.check_storage(str(tmp_path / "runs"))  # a one-node cluster that runs trials is this machine
+    cluster.check_visible(storage)  # a one-node cluster that runs trials is this machine
 
 
 def test_network_filesystems_are_told_from_local_disks(tmp_path: Path) -> None:
@@ -297,17 +324,23 @@ def test_network_filesystems_are_told_from_local_disks(tmp_path: Path) -> None:
     assert not cluster.network_filesystem(Path("/home/me/runs"), str(mounts))
 
 
-def test_an_address_where_nothing_listens_fails_fast_in_one_line(tmp_path: Path, tiny_data: Path) -> None:
+def test_an_address_where_nothing_listens_fails_fast_in_one_line(
+    tmp_path: Path, tiny_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused before Ray is asked to connect (Ray itself would retry for minutes), and nothing written."""
+    import ray
+
+    connects: list[dict[str, Any]] = []
+    monkeypatch.setattr(ray, "init", lambda **kwargs: connects.append(kwargs))
     space = write_space(tmp_path, "nowhere", epochs=1, trials=1)
-    port = cluster.free_port()
-    started = time.monotonic()
+    port = free_port()
     result = CliRunner().invoke(app, ["launch", str(space), "--address", f"127.0.0.1:{port}",
                                       "--storage", str(tmp_path / "runs"), "--data-dir", str(tiny_data)])
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == (
         f"error: --address 127.0.0.1:{port}: nothing answers at 127.0.0.1:{port} (Connection refused); start the "
         f"cluster first (`ray up cluster.yaml`, or `ray start --head --port {port}` on that host)")
-    assert time.monotonic() - started < 30 and not (tmp_path / "runs").exists()
+    assert connects == [] and not (tmp_path / "runs").exists()
     result = CliRunner().invoke(app, ["launch", str(space), "--address", "nohost", "--data-dir", str(tiny_data)])
     assert result.exit_code == 2 and "expected auto, HOST:PORT or ray://HOST:PORT" in result.stderr
 
@@ -326,7 +359,7 @@ def test_a_refused_connection_names_token_authentication(
     with socket.create_server(("127.0.0.1", 0)) as listening:  # something answers, but Ray refuses
         address = f"127.0.0.1:{listening.getsockname()[1]}"
         with pytest.raises(SweeperError, match=f"cannot connect to Ray: .*; .*{hint}") as error:
-            cluster.join(address, str(tmp_path), refused)
+            cluster.join(address, Storage.parse(str(tmp_path)), refused)
     assert "\n" not in str(error.value)
 
 

@@ -6,9 +6,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from sweeper.run.models import MODELS, count_parameters
-from sweeper.run.models import build_model as build
-from sweeper.spec import loader as spaces
+from sweeper.run.models import MODELS, build_model, count_parameters
+from sweeper.spec.loader import load
 from sweeper.spec.params import TrialParams, check_feasible, cnn_plan
 from tests.conftest import REPO
 
@@ -16,17 +15,17 @@ from tests.conftest import REPO
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_registry_entry_maps_images_to_ten_logits(name: str) -> None:
     p = TrialParams(model=name, hidden=[16], filters=4)
-    out = build(p)(torch.rand(5, 1, 28, 28))
+    out = build_model(p)(torch.rand(5, 1, 28, 28))
     assert out.shape == (5, 10)
 
 
 def test_all_ten_study_variants_build_with_expected_shapes() -> None:
-    space = spaces.load(REPO / "search_spaces" / "slides.yaml")
+    space = load(REPO / "search_spaces" / "slides.yaml")
     assert len(space.variants) == 10
     sizes = {}
     for name in space.variants:
         p = space.trial_params({"variant": name})
-        model = build(p)
+        model = build_model(p)
         assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
         sizes[name] = count_parameters(model)
     assert sizes["Logistic regression"] == 784 * 10 + 10

@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from sweeper.run import data
-from sweeper.run.trainable import Tensors, _trial_threads
-from sweeper.run.trainable import train_trial as fit
+from sweeper.run.trainable import Tensors, _trial_threads, train_trial
 from sweeper.spec.params import TrialParams
 from sweeper.spec.schema import DataSpec
 
@@ -43,7 +42,7 @@ def test_tensors_are_scaled_and_shaped(tiny_tensors: Tensors) -> None:
 def test_fit_learns_and_reports_every_epoch(tmp_path: Path, tiny_tensors: Tensors, model: str) -> None:
     p = TrialParams(model=model, hidden=[32], filters=4, optimizer="adam", lr=0.01)
     rec = Recorder(tmp_path)
-    last = fit(p, tiny_tensors, 3, rec)
+    last = train_trial(p, tiny_tensors, 3, rec)
     assert [r["epoch"] for r in rec.reports] == [1, 2, 3]
     assert "test_accuracy" not in rec.reports[0] and last["finished"] is True
     assert last["val_accuracy"] > 0.5 and last["test_accuracy"] > 0.5  # chance is 0.1
@@ -54,11 +53,11 @@ def test_fit_learns_and_reports_every_epoch(tmp_path: Path, tiny_tensors: Tensor
 def test_restore_continues_exactly_where_the_checkpoint_stopped(tmp_path: Path, tiny_tensors: Tensors) -> None:
     p = TrialParams(model="mlp", hidden=[16], dropout=0.2, optimizer="sgd", momentum=0.9, seed=7)
     straight = Recorder(tmp_path / "a")
-    fit(p, tiny_tensors, 3, straight)
+    train_trial(p, tiny_tensors, 3, straight)
     first = Recorder(tmp_path / "b")
-    fit(p, tiny_tensors, 2, first)
+    train_trial(p, tiny_tensors, 2, first)
     resumed = Recorder(tmp_path / "c")
-    fit(p, tiny_tensors, 3, resumed, restore_from=tmp_path / "b" / "epoch2")
+    train_trial(p, tiny_tensors, 3, resumed, restore_from=tmp_path / "b" / "epoch2")
     assert [r["epoch"] for r in resumed.reports] == [3]
     for key in ("train_loss", "val_loss", "test_loss", "val_accuracy"):
         assert resumed.reports[0][key] == pytest.approx(straight.reports[2][key], rel=1e-6)
@@ -68,7 +67,7 @@ def test_seed_makes_runs_repeatable_and_different_seeds_differ(tmp_path: Path, t
     runs = []
     for i, seed in enumerate((1, 1, 2)):
         rec = Recorder(tmp_path / str(i))
-        fit(TrialParams(model="mlp", hidden=[8], seed=seed), tiny_tensors, 1, rec)
+        train_trial(TrialParams(model="mlp", hidden=[8], seed=seed), tiny_tensors, 1, rec)
         runs.append(rec.reports[0]["train_loss"])
     assert runs[0] == runs[1] != runs[2]
 
@@ -77,20 +76,20 @@ def test_early_stopping_ends_the_trial_and_evaluates_test(tmp_path: Path, tiny_t
     # A learning rate this large makes val loss stop improving at once.
     p = TrialParams(model="logreg", optimizer="sgd", lr=50.0, early_stopping_patience=1)
     rec = Recorder(tmp_path)
-    last = fit(p, tiny_tensors, 20, rec)
+    last = train_trial(p, tiny_tensors, 20, rec)
     assert len(rec.reports) < 20
     assert last["early_stopped"] is True and "test_loss" in last
 
 
 def test_max_epochs_caps_the_trial(tmp_path: Path, tiny_tensors: Tensors) -> None:
     rec = Recorder(tmp_path)
-    fit(TrialParams(model="logreg", max_epochs=2), tiny_tensors, 5, rec)
+    train_trial(TrialParams(model="logreg", max_epochs=2), tiny_tensors, 5, rec)
     assert [r["epoch"] for r in rec.reports] == [1, 2] and rec.reports[-1]["finished"]
 
 
 def test_diverging_loss_fails_the_trial(tmp_path: Path, tiny_tensors: Tensors) -> None:
     with pytest.raises(FloatingPointError, match="train loss is nan"):
-        fit(TrialParams(model="mlp", hidden=[64], optimizer="sgd", lr=1e6), tiny_tensors, 2, Recorder(tmp_path))
+        train_trial(TrialParams(model="mlp", hidden=[64], optimizer="sgd", lr=1e6), tiny_tensors, 2, Recorder(tmp_path))
 
 
 def test_trial_threads_follow_the_trials_cpus() -> None:
@@ -102,6 +101,6 @@ def test_real_fashion_mnist_study_variant_beats_chance_clearly(tmp_path: Path, r
     splits = data.load(real_data, DataSpec(train_subset=3000, val_subset=1000, test_subset=2000))
     tensors = Tensors.from_splits(splits, torch.device("cpu"))
     rec = Recorder(tmp_path)
-    last = fit(TrialParams(model="logreg", optimizer="sgd", lr=0.1), tensors, 3, rec)
+    last = train_trial(TrialParams(model="logreg", optimizer="sgd", lr=0.1), tensors, 3, rec)
     assert last["test_accuracy"] > 0.7, last  # chance is 0.10
     assert last["val_accuracy"] > 0.7, last
