@@ -6,13 +6,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from functools import wraps
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from sweeper.errors import SweeperError
-from sweeper.store.storage import Storage
+
+if TYPE_CHECKING:  # pyarrow loads only when a command touches storage: `sweeper --help` stays fast
+    from sweeper.store.storage import Storage
 
 console = Console()
 err_console = Console(stderr=True)
@@ -29,6 +31,8 @@ def storage_or_default(storage: str | None) -> str:
 
 def storage_of(storage: str | None) -> Storage:
     """--storage (or its default) resolved once, the same way for every command."""
+    from sweeper.store.storage import Storage
+
     return Storage.parse(storage_or_default(storage))
 
 
