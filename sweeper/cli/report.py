@@ -33,7 +33,8 @@ def report(
     storage: StorageOpt = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output on stdout.")] = Format.table,
     out: Annotated[
-        Path | None, typer.Option(help="Also write report.md, trials.csv and PNG plots into this folder.")
+        Path | None, typer.Option(help="Also write report.md, trials.csv and PNG plots into this folder (and "
+                                  "report.html with --format html).")
     ] = None,
     sort_by: Annotated[
         str | None,
@@ -53,8 +54,16 @@ def report(
     group_by: Annotated[
         list[str] | None,
         typer.Option(help="Aggregate over the other axes (seeds, repeats): one row per value of these "
-                     "columns with mean±std and n. Repeatable, e.g. --group-by variant."),
+                     "columns with mean±half its 95% interval and n. Repeatable, e.g. --group-by variant."),
     ] = None,
+    all_metrics: Annotated[
+        bool, typer.Option("--all-metrics", help="Terminal: every metric against the study's reference numbers, "
+                           "not only test accuracy (Markdown and HTML always show them).")
+    ] = False,
+    importance: Annotated[
+        bool, typer.Option("--importance", help="Terminal: parameter importance with bootstrap intervals (takes "
+                           "seconds; Markdown and HTML always show it).")
+    ] = False,
 ) -> None:
     """Comparison tables of one or more sweeps: varied parameters, how each trial ended, metrics, references."""
     from sweeper.report import files
@@ -65,7 +74,8 @@ def report(
     rep = build_report(sweeps or [], storage_of(storage), where=where, sort_by=sort_by, top=top,
                 group_by=group_by or [], best=TERMINAL_ROWS if terminal_cap and out is None else None)
     if fmt is Format.table:
-        print_rich(capped(rep, best=TERMINAL_ROWS) if terminal_cap and out is not None else rep, console)
+        print_rich(capped(rep, best=TERMINAL_ROWS) if terminal_cap and out is not None else rep, console,
+                   all_metrics=all_metrics, importance=importance)
     elif fmt is Format.markdown:
         typer.echo(files.markdown(rep), nl=False)
     elif fmt is Format.csv:

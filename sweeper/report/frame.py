@@ -7,6 +7,9 @@ that count for "best", trials without a value last); `--sort-by` overrides that 
 reported yet (pending, or running or interrupted before their first result) are not rows: they are counted,
 per variant, in one line, with the trials the spec plans that trials.parquet does not hold yet. `--top N` and
 the terminal's cap keep the first N rows of that order: the N best.
+
+Every report also compares configurations (stats.py) over the trials that pass --where; where some have
+replicates, each trial (and each group that is one configuration) gets a `vs_best` column.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import pandas as pd
 
 from sweeper.errors import SweeperError, did_you_mean
 from sweeper.report.sources import Sweep, read_sweep, resolve_sweeps
+from sweeper.report.stats import Comparison, compare_configurations, half_widths, reference_rows
 from sweeper.spec.metrics import METRICS
 from sweeper.store.schema import PARAM_PREFIX, TRIAL_SCHEMA
 from sweeper.store.storage import Storage
@@ -43,8 +47,9 @@ class Report:
     order: np.ndarray  # positions of `table` in report order
     metric: str
     mode: str
+    comparison: Comparison  # configurations, their intervals, which are tied with the best (stats.py)
     group_by: list[str] = field(default_factory=list)
-    references: pd.DataFrame | None = None  # per variant: ref_<m>, <m> (mean), <m>_std, delta_<m>, n, epochs
+    references: pd.DataFrame | None = None  # per variant and metric: ref, mean, 95% interval, n, delta, verdict
     where: str | None = None
     sort_by: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -52,6 +57,13 @@ class Report:
     # (sweep, variant) -> trials its spec plans that trials.parquet does not hold yet: pending (not with --where)
     unseen: dict[tuple[str, str | None], int] = field(default_factory=dict)
     cut: bool = False  # rows are the first of `table` in report order (--top, or the terminal's cap)
+    cache: dict[str, Any] = field(default_factory=dict)  # slow analyses, shared by the report's capped copies
+
+    def cached(self, key: str, compute: Any) -> Any:
+        """compute(), once per report (importance and the ASHA audit take seconds, and read epochs.parquet)."""
+        if key not in self.cache:
+            self.cache[key] = compute()
+        return self.cache[key]
 
     @cached_property
     def param_codes(self) -> dict[str, tuple[np.ndarray, int]]:
@@ -143,7 +155,8 @@ def _column(df: pd.DataFrame, name: str, option: str) -> str:
 
 
 def group(df: pd.DataFrame, keys: list[str], params: list[str]) -> tuple[pd.DataFrame, list[str]]:
-    """One row per combination of `keys`: metrics as mean and <m>_std over the n finished trials, how all ended."""
+    """One row per combination of `keys`: metrics as mean, <m>_std and <m>_ci (half the 95% t interval) over the n
+    finished trials, how all ended; `vs_best` where each group is one configuration."""
     keys = [_column(df, k, "--group-by") for k in keys]
     bad = [k for k in keys if k in METRICS or k in ("wall_s", "epochs", "trial_id")]
     if bad:
@@ -151,15 +164,20 @@ def group(df: pd.DataFrame, keys: list[str], params: list[str]) -> tuple[pd.Data
                            f"column")
     gid = df.groupby(keys, dropna=False, sort=False).ngroup()
     g = df.groupby(gid)
-    candidates = [c for c in ("sweep", "variant", *params) if c in df and c not in keys]
+    candidates = [c for c in ("sweep", "variant", *params, "vs_best", "_config") if c in df and c not in keys]
     unique = g[candidates].nunique(dropna=False) if candidates else pd.DataFrame(index=g.size().index)
     kept = [c for c in candidates if (unique[c] <= 1).all()]
+    if "_config" not in kept:  # a mark of tied configurations only where each group is one configuration
+        kept = [c for c in kept if c != "vs_best"]
     out = g[keys + kept].first()
     done = df["state"].eq(TrialState.TERMINATED)  # errors and unfinished trials show in `end`, not in the means
     out["n"] = done.groupby(gid).sum()
     values = numeric(df, [*METRICS, "epochs", "wall_s"]).where(done, axis=0)
     means, stds = values.groupby(gid).mean(), values[list(METRICS)].groupby(gid).std()
     out = out.join(means).join(stds.add_suffix("_std"))
+    counts = values[list(METRICS)].groupby(gid).count()
+    for m in METRICS:
+        out[f"{m}_ci"] = half_widths(out[f"{m}_std"], counts[m])
     ends = pd.crosstab(gid, df["end"])
     parts = [np.where(ends[c] > 0, ends[c].astype(str) + f" {c}", "") for c in ends.columns]
     out["end"] = pd.Series([", ".join(p for p in row if p) for row in zip(*parts, strict=True)], index=ends.index)
@@ -220,34 +238,6 @@ def numeric(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     return out.astype({c: float for c in odd}) if odd else out
 
 
-def reference_table(df: pd.DataFrame, sweeps: list[Sweep]) -> pd.DataFrame | None:
-    """Per variant with reference numbers: the reference, the reproduction (mean over finished trials), delta."""
-    rows = []
-    for s in sweeps:
-        if not s.references:
-            continue
-        mine = df["sweep"].eq(s.name).to_numpy() if len(sweeps) > 1 else np.ones(len(df), dtype=bool)
-        codes, names = pd.factorize(df["variant"])
-        present = set(names[np.unique(codes[mine & (codes >= 0)])])
-        done = mine & df["state"].eq(TrialState.TERMINATED).to_numpy() & (codes >= 0)
-        by_variant = numeric(df, [*METRICS, "epochs"])[done].groupby(codes[done])
-        means, stds = by_variant.mean().to_dict("index"), by_variant.std().to_dict("index")
-        counts = by_variant.size().to_dict()
-        index = {name: i for i, name in enumerate(names)}
-        for variant, ref in s.references.items():
-            if variant not in present:
-                continue
-            i = index[variant]
-            mean, std = means.get(i, {}), stds.get(i, {})
-            row: dict[str, Any] = {"sweep": s.name, "variant": variant, "n": counts.get(i, 0),
-                                   "epochs": mean.get("epochs", np.nan)}
-            for m in METRICS:
-                row |= {f"ref_{m}": ref.get(m, np.nan), m: mean.get(m, np.nan), f"{m}_std": std.get(m, np.nan),
-                        f"delta_{m}": mean.get(m, np.nan) - ref.get(m, np.nan)}
-            rows.append(row)
-    return pd.DataFrame(rows) if rows else None
-
-
 def with_references(df: pd.DataFrame, sweeps: list[Sweep]) -> pd.DataFrame:
     """Trials plus ref_<m> and delta_<m> columns for trials of a variant with reference numbers."""
     if not any(s.references for s in sweeps):
@@ -292,6 +282,9 @@ def build_report(
     trials, params = combine(sweeps)
     if where:
         trials = apply_where(trials, where, params)
+    comparison = compare_configurations(trials, params, metric, mode)
+    if comparison.replicated:  # every table marks whether a row's configuration is tied with the best
+        trials = trials.assign(vs_best=comparison.marks(), _config=comparison.codes)
     waiting = waiting_mask(trials, metric)
     reported = trials[~waiting] if waiting.any() else trials
     trial_order = sort_order(trials, None if group_by else sort_by, metric, mode)
@@ -301,7 +294,8 @@ def build_report(
     order = sort_order(table, sort_by, metric, mode)
     rep = Report(sweeps=sweeps, trials=trials, table=table, rows=table.iloc[:0], params=shown_params,
                  trial_params=params, trial_order=trial_order, order=order, metric=metric, mode=mode,
-                 group_by=list(group_by or []), references=reference_table(trials, sweeps), where=where,
+                 comparison=comparison, group_by=list(group_by or []),
+                 references=reference_rows(trials, sweeps, comparison, METRICS), where=where,
                  sort_by=sort_by, notes=notes, waiting=trials[waiting],
                  unseen={} if where else unseen_trials(sweeps))
     return capped(rep, best=top or best)

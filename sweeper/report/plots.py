@@ -1,4 +1,5 @@
-"""`report --out` plots (matplotlib, Agg): learning curves, test accuracy against the reference, parameter effects.
+"""`report --out` plots (matplotlib, Agg): learning curves, test accuracy against the reference (means with 95% t
+intervals), parameter effects (means with 95% t intervals, importance with its bootstrap interval).
 
 Every plot covers the trials that pass --where (not only the --top rows). Trials are coloured by variant (else
 by sweep, model, or the first varied parameter with few values); how a trial ended is a marker at the end of
@@ -15,6 +16,7 @@ import pandas as pd
 
 from sweeper.errors import SweeperError
 from sweeper.report.frame import Report
+from sweeper.report.stats import half_widths
 from sweeper.spec.params import applies
 from sweeper.store.files import EPOCHS_FILE
 from sweeper.store.parquet import read_frame
@@ -120,7 +122,7 @@ def sample(rep: Report, limit: int) -> np.ndarray:
     return np.sort(np.concatenate([best, np.random.default_rng(0).choice(rest, limit - len(best), replace=False)]))
 
 
-def _curve_points(rep: Report, drawn: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def curve_points(rep: Report, drawn: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(trial row position, epoch, val_accuracy) of every epoch of the drawn trials, in curve order."""
     pos, xs, ys = [], [], []
     wanted = np.zeros(len(rep.trials), dtype=bool)
@@ -153,7 +155,7 @@ def plot_curves(rep: Report, colours: Colours, path: Path) -> str | None:
     from matplotlib.lines import Line2D
 
     drawn = sample(rep, MAX_CURVES)
-    points = _curve_points(rep, drawn)
+    points = curve_points(rep, drawn)
     if points is None:
         return "no epoch results yet"
     p, x, y = points
@@ -208,12 +210,13 @@ def plot_test_accuracy(rep: Report, colours: Colours, path: Path) -> str | None:
     acc = pd.to_numeric(t.loc[done, "test_accuracy"]).to_numpy()
     stats = pd.DataFrame({"code": codes, "acc": acc}).groupby("code")["acc"].agg(["mean", "std", "count"])
     stats = stats.reindex(range(len(labels)))
+    stats["ci"] = half_widths(stats["std"], stats["count"])
     refs = np.array([_reference(rep, v, "test_accuracy") if colours.key == "variant" else np.nan for v in labels])
     plt = _plt()
     fig, ax = plt.subplots(figsize=TEST_SIZE, dpi=DPI)
     ypos = np.arange(len(labels))[::-1]
-    ax.barh(ypos + 0.2, stats["mean"].fillna(0), height=0.4, xerr=stats["std"].fillna(0),
-            color=[colours.colours[i] for i in range(len(labels))], label="reproduced (mean ± std)")
+    ax.barh(ypos + 0.2, stats["mean"].fillna(0), height=0.4, xerr=stats["ci"].fillna(0),
+            color=[colours.colours[i] for i in range(len(labels))], label="reproduced (mean, 95% t interval)")
     if np.isfinite(refs).any():
         ax.barh(ypos - 0.2, np.nan_to_num(refs), height=0.4, color="lightgray", edgecolor="black", hatch="//",
                 label="reference (study)")
@@ -224,21 +227,28 @@ def plot_test_accuracy(rep: Report, colours: Colours, path: Path) -> str | None:
             ax.text(r, yv - 0.2, f" {r:.4f}", va="center", fontsize=7)
     values = np.concatenate([stats["mean"].dropna().to_numpy(), refs[np.isfinite(refs)]])
     ax.set_xlim(max(0.0, float(values.min()) - 0.05), min(1.0, float(values.max()) + 0.05))
-    ax.set_yticks(ypos, [str(v) for v in labels], fontsize=8)
+    ns = stats["count"].fillna(0).astype(int)
+    ax.set_yticks(ypos, [f"{v} (n={n})" for v, n in zip(labels, ns, strict=True)], fontsize=8)
     ax.set(xlabel="test accuracy", title="Test accuracy per " + (colours.key or "sweep") + " vs the reference")
     ax.legend(fontsize=8, loc="lower right")
     _save(fig, path)
     return None
 
 
-def _effect_panel(ax: Any, x: pd.Series, y: np.ndarray, rgba: np.ndarray, name: str, dots: np.ndarray) -> None:
-    """One parameter against the metric: a dot per trial (those in `dots`), a diamond per value's mean."""
+def _effect_panel(ax: Any, x: pd.Series, y: np.ndarray, rgba: np.ndarray, title: str, dots: np.ndarray,
+                  effect: pd.DataFrame | None) -> None:
+    """One parameter against the metric: a dot per trial (those in `dots`); per value (or bin of a continuous axis)
+    the mean of the trials that ran their whole protocol with its 95% t interval (importance.py), as error bars or a
+    band; a parameter without one (seed) gets its plain means."""
     numeric = pd.api.types.is_numeric_dtype(x) and not pd.api.types.is_bool_dtype(x)
     if numeric and x.nunique() > CATEGORICAL_MAX:
         xv = x.to_numpy(float)
         ax.scatter(xv[dots], y[dots], c=rgba[dots], s=10, alpha=0.7, linewidths=0)
         if np.nanmin(xv) > 0 and np.nanmax(xv) / np.nanmin(xv) >= 100:
             ax.set_xscale("log")
+        if effect is not None and len(effect):
+            ax.plot(effect["x"], effect["mean"], color="black", marker="D", ms=4, zorder=3)
+            ax.fill_between(effect["x"], effect["ci_low"], effect["ci_high"], color="black", alpha=0.15, lw=0)
     else:
         keys = x.astype(object).where(x.notna(), None).map(str)
         order = sorted(keys.unique(), key=lambda v: (len(v), v)) if not numeric else \
@@ -246,15 +256,25 @@ def _effect_panel(ax: Any, x: pd.Series, y: np.ndarray, rgba: np.ndarray, name: 
         index = keys.map({v: i for i, v in enumerate(order)}).to_numpy(float)
         jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(index))
         ax.scatter((index + jitter)[dots], y[dots], c=rgba[dots], s=10, alpha=0.7, linewidths=0)
-        means = pd.Series(y).groupby(index).mean()
-        ax.scatter(means.index, means.to_numpy(), marker="D", c="black", s=30, zorder=3)
+        if effect is not None and len(effect):
+            at = effect["label"].map({v: i for i, v in enumerate(order)}).to_numpy(float)
+            mean = effect["mean"].to_numpy(float)
+            spread = [np.nan_to_num(mean - effect["ci_low"].to_numpy(float)),
+                      np.nan_to_num(effect["ci_high"].to_numpy(float) - mean)]
+            ax.errorbar(at, mean, yerr=spread, fmt="D", color="black", ms=5, capsize=3, zorder=3)
+        else:
+            means = pd.Series(y).groupby(index).mean()
+            ax.scatter(means.index, means.to_numpy(), marker="D", c="black", s=30, zorder=3)
         ax.set_xticks(range(len(order)), order, fontsize=7, rotation=30 if max(map(len, order)) > 4 else 0)
-    ax.set_title(name, fontsize=9)
+    ax.set_title(title, fontsize=8)
     ax.grid(alpha=0.3)
 
 
 def plot_effects(rep: Report, colours: Colours, path: Path) -> str | None:
-    """A panel per varied parameter: the metric of every trial against the parameter's value."""
+    """A panel per varied parameter: the metric of every trial against the parameter's value, the means with their
+    95% intervals, and the parameter's importance with its bootstrap interval where there is one."""
+    from sweeper.report.analysis import effects_of, importance_of
+
     params = varied_params(rep)
     y = pd.to_numeric(rep.trials[rep.metric], errors="coerce")
     have = y.notna().to_numpy()
@@ -262,6 +282,9 @@ def plot_effects(rep: Report, colours: Colours, path: Path) -> str | None:
         return "no parameter varies"
     if not have.any():
         return f"no trial has reported {rep.metric} yet"
+    effects = effects_of(rep)
+    imp = importance_of(rep).rows
+    found = {} if imp is None else {r["param"]: r for r in imp.to_dict("records")}
     plt = _plt()
     ncols = min(3, len(params))
     nrows = -(-len(params) // ncols)
@@ -270,16 +293,18 @@ def plot_effects(rep: Report, colours: Colours, path: Path) -> str | None:
     dots = np.zeros(len(have), dtype=bool)
     dots[sample(rep, MAX_POINTS)] = True
     for ax, name in zip(axes.flat, params, strict=False):
+        r = found.get(name)
+        title = name if r is None else f"{name}: importance {r['importance']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"
         _effect_panel(ax, rep.trials[name][have].reset_index(drop=True), y[have].to_numpy(),
-                      colours.rgba[have], name, dots[have])
+                      colours.rgba[have], title, dots[have], effects.get(name))
     for ax in axes.flat[len(params):]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
         ax.set_ylabel(rep.metric)
-    fig.suptitle(f"Effect of each varied parameter on {rep.metric} (one dot a trial, diamond the mean)",
-                 fontsize=10)
+    fig.suptitle(f"Effect of each varied parameter on {rep.metric}\n(a dot per trial; black: mean and 95% t interval "
+                 f"of the trials that ran their whole protocol)", fontsize=9)
     inch_w, inch_h = fig.get_size_inches()  # fixed margins: tight_layout costs a second on a dozen panels
-    fig.subplots_adjust(left=0.8 / inch_w, right=1 - 0.2 / inch_w, bottom=0.8 / inch_h, top=1 - 0.6 / inch_h,
+    fig.subplots_adjust(left=0.8 / inch_w, right=1 - 0.2 / inch_w, bottom=0.8 / inch_h, top=1 - 0.8 / inch_h,
                         wspace=0.3, hspace=0.65)
     _save(fig, path, tight=False)
     return None
@@ -295,7 +320,7 @@ def _save(fig: Any, path: Path, tight: bool = True) -> None:
 PLOTS = (
     ("learning_curves.png", "val accuracy per epoch, one line a trial", plot_curves),
     ("test_accuracy.png", "test accuracy per variant against the study's reference", plot_test_accuracy),
-    ("effects.png", "effect of each varied parameter on the metric", plot_effects),
+    ("effects.png", "effect of each varied parameter on the metric, means with 95% intervals", plot_effects),
 )
 
 

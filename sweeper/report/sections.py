@@ -7,7 +7,9 @@ Columns, in the order a reader needs them (which is also the order they are drop
      --group-by keys;
   2. the parameters that vary within the table: the spec's searched axes first, in its order, then others that
      vary (without a spec, every parameter that varies);
-  3. how the trial ended and its epochs (groups: n, then how their trials ended);
+  3. how the trial ended and its epochs (groups: n, then how their trials ended); where configurations have
+     replicates, whether the row's configuration is the best, indistinguishable from it (≈), worse or untested
+     (stats.py; for groups only when each group is one configuration);
   4. the sweep's metric, its test counterpart, the other validation and test metrics, the train metrics, and
      wall time.
 Parameters that do not vary are not columns: one constant in the whole report is in the "fixed:" header line;
@@ -15,8 +17,9 @@ one constant within a model family's section in a note above it; one that each v
 each variant, different between them) in one line per variant ("4th CNN: conv_layers=2, filters=32"); one
 that follows a searched axis (lr, when it is each optimizer's default) in a note ("lr follows optimizer: ...").
 Tables are split per model family when a report mixes them. The best row (store/trials.py's rule) is starred.
-Trials without a result yet are one line ("8 pending: 4th CNN x3, ..."), and the footer says what was shown.
-Sweeps with reference numbers get a second table: reference, reproduced and delta per variant.
+Groups show each metric as mean±half its 95% t interval. The lines around the tables (header, pending trials,
+errors, footer) are lines.py's; the tables of the statistics (configurations, references, importance, ASHA
+audit) analysis.py's.
 """
 
 from __future__ import annotations
@@ -32,12 +35,11 @@ import pandas as pd
 from sweeper.report.frame import MODEL_ORDER, Report
 from sweeper.spec.metrics import METRICS
 from sweeper.spec.params import applies
-from sweeper.store.trials import Ended
 
 LABELS = {
     "train_loss": "train loss", "val_loss": "val loss", "test_loss": "test loss", "train_accuracy": "train acc",
     "val_accuracy": "val acc", "test_accuracy": "test acc", "wall_s": "wall s", "trial_id": "trial",
-    "end": "ended",
+    "end": "ended", "vs_best": "vs best",
 }
 SUMMARY_METRICS = ("val_loss", "val_accuracy", "test_accuracy")  # the study's summary tables, for narrow output
 STAR = "★"
@@ -92,12 +94,12 @@ class Section:
                        priority=None if self.priority is None else [k for k in self.priority if k not in drop])
 
 
-def _isna(v: Any) -> bool:
+def isna(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT
 
 
 def fmt_value(v: Any, col: str = "") -> str:
-    if _isna(v):
+    if isna(v):
         return MISSING
     if col.startswith("delta_"):
         return f"{v:+.4f}"
@@ -120,16 +122,17 @@ def id_prefix(rep: Report) -> str:
 
 
 def fmt_column(df: pd.DataFrame, col: str, prefix: str = "") -> list[str]:
-    """A column's cells; a metric with a <m>_std column beside it (groups) shows mean±std; trial ids lose
-    `prefix`."""
+    """A column's cells; a metric with a <m>_ci column beside it (groups) shows mean±half its 95% interval (else
+    mean±std with a <m>_std column); trial ids lose `prefix`."""
     if col == "epochs" and "n" in df:  # a mean over trials
-        return [MISSING if _isna(v) else f"{v:.1f}".removesuffix(".0") for v in df[col].tolist()]
+        return [MISSING if isna(v) else f"{v:.1f}".removesuffix(".0") for v in df[col].tolist()]
     if col == "trial_id" and prefix:
         return [str(v).removeprefix(prefix) for v in df[col].tolist()]
     values = [fmt_value(v, col) for v in df[col].tolist()]
-    if f"{col}_std" in df:
-        stds = df[f"{col}_std"].tolist()
-        values = [v if _isna(s) or v == MISSING else f"{v}±{s:.4f}" for v, s in zip(values, stds, strict=True)]
+    spread = f"{col}_ci" if f"{col}_ci" in df else f"{col}_std"
+    if spread in df:
+        stds = df[spread].tolist()
+        values = [v if isna(s) or v == MISSING else f"{v}±{s:.4f}" for v, s in zip(values, stds, strict=True)]
     return values
 
 
@@ -244,7 +247,7 @@ def _row_columns(rep: Report, part: _Part, split: bool, fixed_everywhere: set[st
     else:
         who.append("trial_id")
     who = _dedupe(who)
-    tail = [*(["n"] if rep.group_by else []), "end", "epochs", *metric_priority(rep.metric), "wall_s"]
+    tail = [*(["n"] if rep.group_by else []), "end", "epochs", "vs_best", *metric_priority(rep.metric), "wall_s"]
     cols = [c for c in _dedupe(who + [p for p in shown if p not in who] + tail) if c in rep.table]
     keep = [c for c in who if c != "trial_id" or not has_variant] + [rep.metric]
     return _Columns(cols, keep, local_fixed, by_variant, follows)
@@ -274,7 +277,7 @@ def _variant_lines(rep: Report, part: _Part, keys: list[str]) -> list[str]:
     first = rep.table.iloc[[first_at[v] for v in order[:VARIANTS_SHOWN]]][keys]
     lines = []
     for variant, row in zip(order[:VARIANTS_SHOWN], first.itertuples(index=False), strict=True):
-        values = ", ".join(f"{k}={fmt_value(v, k)}" for k, v in zip(keys, row, strict=True) if not _isna(v))
+        values = ", ".join(f"{k}={fmt_value(v, k)}" for k, v in zip(keys, row, strict=True) if not isna(v))
         lines.append(f"{variant}: {values}" if values else str(variant))
     if len(order) > VARIANTS_SHOWN:
         lines.append(f"... and {len(order) - VARIANTS_SHOWN} more variants (--format csv lists their keys)")
@@ -322,140 +325,3 @@ def row_sections(rep: Report) -> list[Section]:
         sections.append(Section(title, c.cols, [label(k) for k in c.cols], cells, right, best, notes,
                                 _variant_lines(rep, part, c.by_variant), c.keep))
     return sections
-
-
-def reference_section(rep: Report, metrics: tuple[str, ...] = SUMMARY_METRICS) -> Section | None:
-    ref = rep.references
-    if ref is None or ref.empty:
-        return None
-    metrics = tuple(m for m in metrics if ref[f"ref_{m}"].notna().any())
-    cols = (["sweep"] if len(rep.sweeps) > 1 else []) + ["variant", "n", "epochs"]
-    labels = [label(c) for c in cols]
-    for m in metrics:
-        cols += [f"ref_{m}", m, f"delta_{m}"]
-        labels += [f"{LABELS[m]} ref", LABELS[m], "Δ"]
-    columns = [fmt_column(ref, c) for c in cols]
-    cells = [list(row) for row in zip(*columns, strict=True)]
-    title = "Reference: the study's numbers beside the reproduction (mean of finished trials; Δ = ours - ref)"
-    who = cols[: cols.index("n") + 1]
-    priority = [*who, *(m for m in metric_priority(rep.metric) if m in metrics), "epochs"]  # a metric: its triple
-    return Section(title, cols, labels, cells, [c not in ("sweep", "variant") for c in cols],
-                   keep=[c for c in who if c != "n"], priority=priority)
-
-
-def _count_text(counts: dict[Ended, int]) -> str:
-    return ", ".join(f"{n} {e.value}" for e, n in counts.items() if n)
-
-
-def header_lines(rep: Report) -> list[str]:
-    lines = []
-    for s in rep.sweeps:
-        ends = rep.trials["end"] if len(rep.sweeps) == 1 else rep.trials.loc[rep.trials["sweep"].eq(s.name), "end"]
-        counts = dict.fromkeys(Ended, 0)
-        for value, n in ends.value_counts().items():
-            counts[Ended(value)] += int(n)
-        unseen = sum(n for (name, _), n in rep.unseen.items() if name == s.name)  # planned, not written yet
-        counts[Ended.PENDING] += unseen
-        matching = f", {len(ends)} match --where" if rep.where else ""
-        total = len(s.trials) + unseen
-        lines.append(f"sweep {s.name} ({s.folder}): {total} trials{matching}: {_count_text(counts) or 'none'}")
-    lines.append(f"metric: {rep.metric} ({rep.mode})")
-    unfinished = int((~rep.trials["end"].isin([e.value for e in Ended if e.finished or e is Ended.PENDING])).sum())
-    if unfinished:
-        lines.append(f"{unfinished} trial{'s' if unfinished > 1 else ''} not finished (sweep running or "
-                     f"interrupted): numbers as last written")
-    if rep.where:
-        total = sum(len(s.trials) for s in rep.sweeps)
-        lines.append(f"where {rep.where}: {len(rep.trials)} of {total} trials")
-    fixed = global_fixed(rep)
-    if fixed:
-        lines.append(f"fixed: {fixed_text(rep.table, fixed)}")
-    prefix = id_prefix(rep)
-    if prefix:
-        example = str(rep.table["trial_id"].iloc[0])
-        lines.append(f"trial ids are shown without the prefix they share: {example} as {example.removeprefix(prefix)}")
-    if rep.group_by:
-        lines.append(f"grouped by {', '.join(rep.group_by)}: metrics are mean±std over the n finished trials of each")
-    return lines + rep.notes
-
-
-def _where_label(sweep: Any, variant: Any, several: bool) -> str | None:
-    parts = [str(sweep)] if several and not _isna(sweep) else []
-    parts += [] if _isna(variant) else [str(variant)]
-    return " ".join(parts) or None
-
-
-def pending_line(rep: Report) -> str | None:
-    """"8 pending: 2conv-32f-k3 x1, 4conv-64f-k3 x2": trials that are not rows, per variant (in the spec's
-    order), or only their number when there are no variants."""
-    counts = rep.pending_counts()
-    if not counts:
-        return None
-    several = len(rep.sweeps) > 1
-    per: dict[str, int] = {}
-    if rep.waiting is not None and not rep.waiting.empty:
-        for sweep, variant in rep.waiting[["sweep", "variant"]].itertuples(index=False):
-            where = _where_label(sweep, variant, several)
-            if where is not None:
-                per[where] = per.get(where, 0) + 1
-    for (sweep, variant), n in rep.unseen.items():
-        where = _where_label(sweep, variant, several)
-        if where is not None:
-            per[where] = per.get(where, 0) + n
-    rank = {_where_label(s.name, v, several): i for i, (s, v) in
-            enumerate((s, v) for s in rep.sweeps for v in s.variants)}
-    ordered = sorted(per, key=lambda w: rank.get(w, len(rank)))
-    head = ", ".join(f"{n} {e.value}" for e, n in counts.items())
-    if set(counts) != {Ended.PENDING}:
-        head += f" (no {rep.metric} yet)"
-    return head + (": " + ", ".join(f"{w} x{per[w]}" for w in ordered) if ordered else "")
-
-
-def error_lines(rep: Report, limit: int | None = None) -> list[str]:
-    failed = rep.trials["end"].eq(Ended.ERROR.value)
-    errors = rep.trials.loc[failed, ["trial_id", "variant", "sweep", "error"]]
-    lines = []
-    for row in errors.head(limit).itertuples():
-        where = ", ".join(str(v) for v in (row.variant, row.sweep if len(rep.sweeps) > 1 else None) if not _isna(v))
-        lines.append(f"{row.trial_id}{f' ({where})' if where else ''}: {row.error if not _isna(row.error) else '?'}")
-    if limit is not None and len(errors) > limit:
-        lines.append(f"... and {len(errors) - limit} more (see --format csv, column error)")
-    return lines
-
-
-def shown_line(rep: Report) -> str | None:
-    """Exactly what the tables show, when it is not everything: "showing the 20 best of 32 trials by
-    val_accuracy; 8 pending not shown"."""
-    counts = rep.pending_counts() if not rep.group_by else {}
-    if not rep.cut and not counts:
-        return None
-    what = "groups" if rep.group_by else "trials"
-    n, total = len(rep.rows), rep.total
-    if rep.sort_by:
-        head = f"showing {'the first ' if rep.cut else ''}{n} of {total} {what}, sorted by {rep.sort_by}"
-    elif rep.cut:
-        head = f"showing the {n} best of {total} {what} by {rep.metric}"
-    else:
-        head = f"showing {n} of {total} {what}, best {rep.metric} first"
-    if counts:
-        head += "; " + ", ".join(f"{k} {e.value}" for e, k in counts.items()) + " not shown"
-    if rep.cut:
-        head += "; --top N to change, --format csv or --out DIR for all"
-    return head
-
-
-def footer_lines(rep: Report) -> list[str]:
-    lines = []
-    best = rep.best
-    if best is not None:
-        row = rep.table.loc[best]
-        who = row.get("trial_id") if not rep.group_by else ", ".join(f"{k}={row[k]}" for k in rep.group_by)
-        variant = row.get("variant")
-        lines.append(f"{STAR} best {rep.metric}: {fmt_value(row[rep.metric], rep.metric)} "
-                     f"({who}{'' if _isna(variant) or rep.group_by else f', {variant}'})")
-    shown = shown_line(rep)
-    if shown:
-        lines.append(shown)
-    if rep.trials.empty:
-        lines.append(f"no trials match --where {rep.where}")
-    return lines

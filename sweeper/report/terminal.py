@@ -1,4 +1,6 @@
-"""The report at a terminal: sections (sections.py) as rich tables fitted to the console's width.
+"""The report at a terminal: sections (sections.py, and the statistics' from analysis.py) as rich tables fitted to
+the console's width; the at most 20 best configurations; the other metrics' reference numbers with --all-metrics and
+parameter importance with --importance.
 
 Columns keep the order sections.py gives them, which is the order of what a reader needs; when the terminal is
 too narrow for all of them, columns go from the end of that order (never who the row is, nor the sweep's
@@ -17,19 +19,12 @@ from rich.cells import cell_len
 from rich.measure import Measurement
 from rich.segment import Segment
 
+from sweeper.report.analysis import analysis_lines, analysis_sections, reference_sections
 from sweeper.report.frame import Report
-from sweeper.report.sections import (
-    ERRORS_SHOWN,
-    STAR,
-    Section,
-    error_lines,
-    footer_lines,
-    header_lines,
-    label,
-    pending_line,
-    reference_section,
-    row_sections,
-)
+from sweeper.report.lines import error_lines, footer_lines, header_lines, pending_line
+from sweeper.report.sections import ERRORS_SHOWN, STAR, Section, label, row_sections
+
+CONFIGURATIONS_SHOWN = 20
 
 # No lines but the rule under the header, broken where one column ends and the next begins.
 RULED = Box("    \n    \n ─  \n    \n    \n    \n    \n    \n")
@@ -111,7 +106,9 @@ def _gutter(sec: Section) -> list[list[str]]:
     return [[(STAR if i == sec.best else " ") + row[0], *row[1:]] for i, row in enumerate(sec.cells)]
 
 
-def print_rich(rep: Report, console: Any) -> None:
+def print_rich(rep: Report, console: Any, all_metrics: bool = False, importance: bool = False) -> None:
+    """The report at the console's width; the reference numbers of metrics other than the headline one only with
+    `all_metrics`, parameter importance only with `importance` (Markdown and HTML always show both)."""
     from rich.table import Table
     from rich.text import Text
 
@@ -120,9 +117,8 @@ def print_rich(rep: Report, console: Any) -> None:
 
     for line in header_lines(rep):
         say(line)
-    sections = row_sections(rep)
-    ref = reference_section(rep)
-    for sec in sections + ([ref] if ref else []):
+    sections = row_sections(rep) + analysis_sections(rep, all_metrics, importance, limit=CONFIGURATIONS_SHOWN)
+    for sec in sections:
         sec, widths, gap = fit_columns(sec, console.width, {rep.metric})
         console.print()
         for note in sec.notes + sec.variants:
@@ -147,5 +143,7 @@ def print_rich(rep: Report, console: Any) -> None:
         say("errors:", "bold red")
         for line in errors:
             say(f"  {line}")
-    for line in footer_lines(rep):
+    for line in footer_lines(rep) + analysis_lines(rep, importance):
         say(line)
+    if not all_metrics and reference_sections(rep)[1] is not None:
+        say("the other metrics against the reference: --all-metrics, or --format markdown/html")

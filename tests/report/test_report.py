@@ -115,10 +115,10 @@ def storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def render(*args: str, storage: Path, width: int = 220, **kwargs: object) -> str:
+def render(*args: str, storage: Path, width: int = 220, all_metrics: bool = False, **kwargs: object) -> str:
     rep = build(list(args), str(storage), **kwargs)  # type: ignore[arg-type]
     out = io.StringIO()
-    print_rich(rep, Console(width=width, file=out, color_system=None))
+    print_rich(rep, Console(width=width, file=out, color_system=None), all_metrics=all_metrics)
     return out.getvalue()
 
 
@@ -156,7 +156,8 @@ def test_table_splits_families_shows_varied_columns_fixed_line_ends_and_best(sto
     assert "fixed in mlp trials: optimizer=sgd, lr=0.01, max_epochs=100" in text
     mlp_header, mlp_rows = table(text, "mlp: 8 trials")
     # who, what varies (seeds), how it ended, the metric first: what each variant fixes is in a line of its own
-    assert mlp_header == ["variant", "trial", "seed", "ended", "epochs", "val acc", "test acc", "val loss",
+    # seeds are replicates of each variant's configuration: "vs best" says how each compares with the best
+    assert mlp_header == ["variant", "trial", "seed", "ended", "epochs", "vs best", "val acc", "test acc", "val loss",
                           "test loss", "train acc", "train loss", "wall s"]
     assert "1st MLP: hidden=[10], dropout=0, early_stopping_patience=0" in text
     assert "4th MLP: hidden=[256, 128], dropout=0, early_stopping_patience=1" in text
@@ -178,27 +179,36 @@ def test_table_splits_families_shows_varied_columns_fixed_line_ends_and_best(sto
     assert text.index("logreg: 2 trials") < text.index("mlp: 8 trials") < text.index("cnn: 10 trials")
 
 
-def test_reference_table_shows_reference_reproduction_and_delta(storage: Path) -> None:
+def test_reference_table_shows_reference_reproduction_interval_and_verdict(storage: Path) -> None:
     text = render("slides", storage=storage)
-    assert "Reference: the study's numbers beside the reproduction" in text
-    header = line_with(text, "val acc ref")
-    assert "test acc ref" in header and "Δ" in header
-    row = line_with(text.split("Reference:")[1], "4th CNN")
-    # n=2 seeds at ref -0.002 / +0.002: the mean reproduces the reference, with a spread
-    assert "0.2900" in row and "0.9155±0.0028" in row and "0.9183±0.0028" in row and "+0.0000" in row
-    failed = line_with(text.split("Reference:")[1], "5th CNN")
-    assert " 1 " in failed and "0.9156 " in failed and "-0.0020" in failed  # only the finished seed counts
+    header, rows = table(text, "Reference: test acc")
+    assert header == ["variant", "n", "epochs", "test acc ref", "test acc ours", "95% CI", "Δ", "ref vs CI", "vs best"]
+    by = {r[0]: r for r in rows}
+    # n=2 seeds at ref -0.002 / +0.002: the mean reproduces the reference, inside a wide interval (t with 1 df)
+    half = 12.7062 * 0.002
+    assert by["4th CNN"][:5] == ["4th CNN", "2", "27", "0.9183", "0.9183"]
+    assert by["4th CNN"][5:] == [f"[{0.9183 - half:.4f}, {0.9183 + half:.4f}]", "+0.0000", "inside", "best"]
+    assert by["5th CNN"] == ["5th CNN", "1", "16", "0.9176", "0.9156", "-", "-0.0020", "untested", "untested"]
+    assert "test acc: of 10 variants, the study's number lies inside our 95% interval for 9" in " ".join(text.split())
+    assert "Reference, the other metrics" not in text
+    header, rows = table(render("slides", storage=storage, all_metrics=True), "Reference, the other metrics")
+    assert header == ["variant", "metric", "n", "ref", "ours", "95% CI", "Δ", "ref vs CI"]
+    at = [r[:2] for r in rows].index(["3rd MLP", "val acc"])
+    assert rows[at][:5] == ["3rd MLP", "val acc", "2", "0.8900", "0.8900"]
+    assert "train loss" not in [r[1] for r in rows if r[0] == "3rd MLP"]  # the study reported none
 
 
-def test_group_by_variant_gives_mean_std_and_n(storage: Path) -> None:
+def test_group_by_variant_gives_mean_interval_and_n(storage: Path) -> None:
     text = render("slides", storage=storage, group_by=["variant"], width=300)
     assert "grouped by variant" in text and "mlp: 4 groups" in text and "logreg: 1 group " in text
     header, rows = table(text, "cnn: 5 groups")
-    assert header == ["variant", "n", "ended", "epochs", "val acc", "test acc", "val loss", "test loss", "train acc",
-                      "train loss", "wall s"]
+    assert header == ["variant", "n", "ended", "epochs", "vs best", "val acc", "test acc", "val loss", "test loss",
+                      "train acc", "train loss", "wall s"]
     assert [r[0] for r in rows] == ["★5th CNN", "4th CNN", "3rd CNN", "1st CNN", "2nd CNN"]  # the metric, best first
-    assert rows[2][:3] == ["3rd CNN", "2", "2 completed"] and rows[2][4] == "0.9093±0.0028"
-    assert rows[0][:3] == ["★5th CNN", "1", "1 completed, 1 error"] and rows[0][4] == "0.9168"  # the finished one
+    # mean ± half the 95% t interval: 2 seeds 0.004 apart, so 12.706 * 0.002
+    assert rows[2][:3] == ["3rd CNN", "2", "2 completed"] and rows[2][5] == "0.9093±0.0254"
+    assert rows[0][:3] == ["★5th CNN", "1", "1 completed, 1 error"] and rows[0][5] == "0.9168"  # the finished one
+    assert [r[4] for r in rows] == ["untested", "best", "worse", "worse", "worse"]
     assert "★ best val_accuracy: 0.9168 (variant=5th CNN)" in text
     assert "3rd CNN: conv_layers=2, filters=32, kernel_size=2, pool_every=1, optimizer=adam" in text
 
@@ -219,12 +229,12 @@ def test_terminal_cap_keeps_the_best_rows_and_narrow_terminals_hide_columns_from
     text = render("slides", storage=storage, best=3, width=70)
     assert "showing the 3 best of 20 trials by val_accuracy; --top N to change, --format csv or --out DIR for " \
            "all" in " ".join(text.split())
-    assert "hidden at width 70: train acc, train loss, wall s (a wider terminal, --format markdown or csv show " \
-           "them)" in " ".join(text.split())
+    assert "hidden at width 70: test loss, train acc, train loss, wall s (a wider terminal, --format markdown or " \
+           "csv show them)" in " ".join(text.split())
     header, rows = table(text, "cnn: 3 of 10 trials")
-    assert header == ["variant", "trial", "seed", "ended", "epochs", "val acc", "test acc", "val loss",
-                      "test loss"]  # headers wrap before a column goes
-    assert rows[0] == ["★4th CNN", "00017", "1", "completed", "27", "0.9175", "0.9203", "0.2920", "0.2693"]
+    assert header == ["variant", "trial", "seed", "ended", "epochs", "vs best", "val acc", "test acc",
+                      "val loss"]  # headers wrap before a column goes
+    assert rows[0] == ["★4th CNN", "00017", "1", "completed", "27", "best", "0.9175", "0.9203", "0.2920"]
     assert [r[1] for r in rows] == ["00017", "00018", "00016"]
     assert "4th CNN: conv_layers=2" in text and "5th CNN: conv_layers=4" in text and "3rd CNN:" not in text
     assert max(len(line) for line in text.splitlines()) <= 70
@@ -304,16 +314,18 @@ def test_missing_or_broken_spec_still_reports(tmp_path: Path) -> None:
 def test_markdown_format(storage: Path) -> None:
     code, out, _ = cli("slides", "--format", "markdown", storage=storage)
     assert code == 0 and out.startswith("# Sweep report: slides")
-    assert "## cnn: 10 trials" in out and "## Reference: the study's numbers" in out and "## Errors" in out
-    header = line_with(out, "| variant | trial | seed | ended | epochs | val acc | test acc | val loss |")
+    assert "## cnn: 10 trials" in out and "## Reference: test acc" in out and "## Errors" in out
+    header = line_with(out, "| variant | trial | seed | ended | epochs | vs best | val acc | test acc | val loss |")
     assert header.endswith("| test loss | train acc | train loss | wall s |")
-    assert line_with(out, "|---").startswith("|---|---|---:|---|---:|")
+    assert line_with(out, "|---").startswith("|---|---|---:|---|---:|---|---:|")
     assert "- 4th MLP: hidden=[256, 128], dropout=0, early_stopping_patience=1" in out
     best = line_with(out, "00017")
-    assert best.startswith("| **★ 4th CNN** | **00017** | **1** | **completed** |")
-    ref = line_with(out, "| variant | n | epochs | train loss ref |")  # Markdown shows all six metrics
-    assert "| test acc ref | test acc | Δ |" in ref
-    assert "| 3rd MLP | 2 | 100 | - | " in out  # the study reported no train loss for it
+    assert best.startswith("| **★ 4th CNN** | **00017** | **1** | **completed** | **27** | **best** |")
+    assert "| variant | n | epochs | test acc ref | test acc ours | 95% CI | Δ | ref vs CI | vs best |" in out
+    other = out.split("## Reference, the other metrics")[1]  # Markdown shows every metric with a reference
+    assert "| variant | metric | n | ref | ours | 95% CI | Δ | ref vs CI |" in other
+    assert "| 3rd MLP | val loss | 2 | 0.2970 | 0.2970 |" in other and "| 3rd MLP | train loss |" not in other
+    assert "## Configurations (10)" in out and "## Parameter importance (PED-ANOVA)" in out
     assert f"- slide_00019 (5th CNN): {OOM}" in out
 
 
@@ -327,7 +339,8 @@ def test_csv_and_html_formats(storage: Path) -> None:
     groups = pd.read_csv(io.StringIO(out))
     assert len(groups) == 10 and {"n", "val_accuracy", "val_accuracy_std"} <= set(groups)
     code, out, _ = cli("slides", "--format", "html", storage=storage)
-    assert code == 0 and out.startswith("<!doctype html>") and out.count("<table>") == 4
+    # three families, configurations, reference (test acc, the others), importance
+    assert code == 0 and out.startswith("<!doctype html>") and out.count("<table>") == 7
     assert '<tr class="best"><td>★ 4th CNN</td><td>00017</td>' in out
     assert "<li>4th CNN: conv_layers=2, filters=32, kernel_size=3, pool_every=1, optimizer=adam, lr=0.001" in out
 
@@ -364,7 +377,8 @@ def test_out_writes_markdown_csv_and_plots(storage: Path, tmp_path: Path) -> Non
 def test_out_html_and_a_sweep_without_finished_trials(storage: Path, tmp_path: Path) -> None:
     code, _, err = cli("asha", "--where", "end != 'completed'", "--format", "html", "--out", str(tmp_path),
                        storage=storage)
-    assert code == 0 and (tmp_path / "report.html").read_text().count('<img src="') == 2
+    page = (tmp_path / "report.html").read_text()
+    assert code == 0 and "<img" not in page and 'id="curves"' in page  # self-contained: figures, not images
     assert "test_accuracy.png not drawn" in err and not (tmp_path / "test_accuracy.png").exists()
     assert_png(tmp_path / "learning_curves.png", (1000, 600))
 

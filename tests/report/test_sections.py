@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from sweeper.cli import app
 from sweeper.report.files import export_frame, html_page, markdown
 from sweeper.report.frame import Report, build_report
-from sweeper.report.sections import metric_priority, pending_line, row_sections
+from sweeper.report.lines import pending_line
+from sweeper.report.sections import metric_priority, row_sections
 from sweeper.report.terminal import fit_columns, print_rich
 from sweeper.spec.loader import load_text
 from sweeper.store.files import SPEC_FILE

@@ -1,0 +1,235 @@
+"""Which differences are real: configurations, their replicates, 95% intervals and the tests between them.
+
+A configuration is the set of trials that share a `config_id` (trials.parquet has that column once a spec asks
+for `repeats`), else the trials with equal sweep, variant and parameters except `seed` (`configuration_codes`,
+the one place that says so): its trials are replicates. Only replicates that ran their whole protocol are
+compared (completed, or stopped by their own early stopping): ASHA-stopped, failed and unfinished trials ran
+fewer epochs, so they are left out and counted.
+
+Per configuration: n, mean, std and a 95% t interval of the sweep's metric (scipy.stats.t.interval around the
+mean with scipy.stats.sem; none where n < 2: those configurations are untested). The best configuration is the
+best mean among those with n >= 2; every other one with n >= 2 is compared with it by a two-sided t-test,
+paired by seed when both hold the same seeds (scipy.stats.ttest_rel), else Welch's (ttest_ind, equal_var=False),
+and the p-values are Holm-corrected over those comparisons. A configuration whose corrected p is >= 0.05 is
+indistinguishable from the best ("≈"), otherwise it is worse. The test set is never used here: the metric is
+the sweep's own (validation) metric.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sweeper.store.trials import Ended
+
+CONFIDENCE = 0.95
+ALPHA = 1 - CONFIDENCE
+REPLICATE_KEY = "seed"  # the parameter replicates differ in
+CONFIG_ID = "config_id"  # trials.parquet's column naming a configuration, once specs have `repeats`
+RAN_TO_END = (Ended.COMPLETED.value, Ended.EARLY.value)
+BEST, TIED, WORSE, UNTESTED = "best", "≈", "worse", "untested"
+
+
+def configuration_codes(trials: pd.DataFrame, params: list[str]) -> np.ndarray:
+    """Per trial, an integer naming its configuration: equal `config_id` (within a sweep) where trials have one,
+    else equal sweep, variant and parameters other than `seed`."""
+    if trials.empty:
+        return np.zeros(0, dtype=np.int64)
+    keys = [c for c in ("sweep", "variant", *params) if c in trials and c != REPLICATE_KEY]
+    by_params = trials.groupby(keys, dropna=False, sort=False).ngroup().to_numpy() if keys else \
+        np.zeros(len(trials), dtype=np.int64)
+    if CONFIG_ID not in trials or trials[CONFIG_ID].isna().all():
+        return by_params
+    given = trials[CONFIG_ID].notna().to_numpy()
+    sweep = trials["sweep"].astype(str) if "sweep" in trials else pd.Series("", index=trials.index)
+    names = np.where(given, "id " + sweep + "/" + trials[CONFIG_ID].astype(str), "params " + by_params.astype(str))
+    return pd.factorize(pd.Series(names, index=trials.index))[0]
+
+
+def ran_to_end(trials: pd.DataFrame, metric: str) -> np.ndarray:
+    """Trials that ran their whole protocol and have a value of the metric: the ones compared."""
+    value = pd.to_numeric(trials[metric], errors="coerce") if metric in trials else pd.Series(np.nan, trials.index)
+    return (trials["end"].isin(RAN_TO_END) & value.notna()).to_numpy()
+
+
+def t_interval(values: np.ndarray) -> tuple[float, float]:
+    """The 95% t interval of the mean of `values`; NaNs when n < 2; a point when every value is equal."""
+    n = len(values)
+    if n < 2:
+        return np.nan, np.nan
+    mean, sem = float(np.mean(values)), float(scipy_stats().sem(values))
+    if sem == 0:
+        return mean, mean
+    low, high = scipy_stats().t.interval(CONFIDENCE, n - 1, loc=mean, scale=sem)
+    return float(low), float(high)
+
+
+def half_widths(std: pd.Series, n: pd.Series) -> pd.Series:
+    """Half the width of the 95% t interval of a mean, from each row's std and n (NaN where n < 2)."""
+    n, std = pd.to_numeric(n, errors="coerce").astype(float), pd.to_numeric(std, errors="coerce").astype(float)
+    out = pd.Series(np.nan, index=std.index)
+    ok = (n >= 2) & std.notna()
+    if ok.any():
+        sem = (std[ok] / np.sqrt(n[ok])).to_numpy()
+        high = scipy_stats().t.interval(CONFIDENCE, (n[ok] - 1).to_numpy(), loc=0.0, scale=np.where(sem > 0, sem, 1))[1]
+        out[ok] = np.where(sem > 0, high, 0.0)
+    return out
+
+
+def holm(pvalues: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment: the i-th smallest of m p-values times (m - i + 1), kept monotone, at most 1."""
+    p = np.asarray(pvalues, dtype=float)
+    adjusted = np.empty_like(p)
+    running = 0.0
+    for rank, i in enumerate(np.argsort(p, kind="stable")):
+        running = max(running, min(1.0, (len(p) - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def scipy_stats() -> Any:
+    import scipy.stats
+
+    return scipy.stats
+
+
+def compare(best: pd.DataFrame, other: pd.DataFrame) -> tuple[float, str]:
+    """Two-sided p-value of a difference in mean `value` and the test used: paired by seed when both hold the same
+    seeds, each once; Welch's otherwise. Identical samples give p = 1."""
+    st = scipy_stats()
+    seeds_a, seeds_b = best["seed"], other["seed"]
+    paired = (seeds_a.notna().all() and seeds_b.notna().all() and seeds_a.is_unique and seeds_b.is_unique
+              and set(seeds_a) == set(seeds_b))
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if paired:
+            a, b = best.sort_values("seed")["value"], other.sort_values("seed")["value"]
+            p = st.ttest_rel(a.to_numpy(), b.to_numpy()).pvalue
+        else:
+            p = st.ttest_ind(best["value"].to_numpy(), other["value"].to_numpy(), equal_var=False).pvalue
+    return (1.0 if np.isnan(p) else float(p)), ("paired" if paired else "Welch")
+
+
+@dataclass
+class Comparison:
+    """The configurations of a report's trials and which of them are indistinguishable from the best."""
+
+    metric: str
+    mode: str
+    codes: np.ndarray  # per trial (row of the trials frame): its configuration
+    configs: pd.DataFrame  # per configuration, best first: config, n, mean, std, ci_low, ci_high, mark, p, test
+    left_out: dict[str, int] = field(default_factory=dict)  # how trials not compared ended -> how many
+
+    @property
+    def replicated(self) -> bool:
+        """Does any configuration have two replicates to put an interval on?"""
+        return bool((self.configs["n"] >= 2).any()) if not self.configs.empty else False
+
+    def marks(self) -> np.ndarray:
+        """Per trial: its configuration's mark (best, ≈, worse or untested)."""
+        lookup = dict(zip(self.configs["config"].tolist(), self.configs["mark"].tolist(), strict=True))
+        return np.array([lookup.get(c, UNTESTED) for c in self.codes.tolist()], dtype=object)
+
+    def lines(self) -> list[str]:
+        """The finding in one sentence, and what it leaves out."""
+        c = self.configs
+        tested = c[c["n"] >= 2]
+        if len(tested) < 2:
+            have = "one configuration has" if len(tested) == 1 else "no configuration has"
+            return [f"{have} 2 or more replicates that ran their whole protocol, so no difference between "
+                    f"configurations is tested (`repeats: N` in a spec runs replicates)"]
+        others = tested[tested["mark"] != BEST]
+        tied = int((others["mark"] == TIED).sum())
+        kinds = sorted(set(others["test"]), reverse=True)  # paired before Welch
+        how = f"Holm-corrected {' and '.join(kinds)} t-tests against the best"
+        ns = sorted(set(tested["n"].astype(int)))
+        how += f", n={ns[0]} each" if len(ns) == 1 else f", n={ns[0]}-{ns[-1]}"
+        if tied:
+            verb = "is" if tied == 1 else "are"
+            lines = [f"{tied} configuration{'' if tied == 1 else 's'} {verb} indistinguishable from the best at 95% "
+                     f"({how}); {len(others) - tied} worse"]
+        else:
+            lines = [f"the best configuration is better than each of the {len(others)} others at 95% ({how})"]
+        untested = int((c["n"] < 2).sum())
+        if untested:
+            lines.append(f"{untested} configuration{'s' if untested > 1 else ''} with n < 2: untested")
+        if self.left_out:
+            n = sum(self.left_out.values())
+            counts = ", ".join(f"{k} {end}" for end, k in self.left_out.items())
+            lines.append(f"left out of the comparison: {n} trial{'s' if n > 1 else ''} that did not run the whole "
+                         f"protocol or has no value ({counts})")
+        return lines
+
+
+def compare_configurations(trials: pd.DataFrame, params: list[str], metric: str, mode: str) -> Comparison:
+    """Per configuration: n, mean, std and 95% interval of the metric over the replicates that ran their whole
+    protocol; the best (mean, among n >= 2) and a Holm-corrected test of every other one against it."""
+    codes = configuration_codes(trials, params)
+    used = ran_to_end(trials, metric)
+    left = trials.loc[~used, "end"].value_counts()
+    left_out = {str(k): int(v) for k, v in left.items() if v}
+    seeds = trials[REPLICATE_KEY] if REPLICATE_KEY in trials else pd.Series(np.nan, index=trials.index)
+    data = pd.DataFrame({"config": codes[used], "value": pd.to_numeric(trials.loc[used, metric]).to_numpy(float),
+                         "seed": seeds[used].to_numpy()})
+    grouped = data.groupby("config", sort=False)["value"]
+    configs = grouped.agg(n="count", mean="mean", std="std").reset_index()  # std: ddof 1, NaN for n = 1
+    half = half_widths(configs["std"], configs["n"])  # scipy's t interval around each mean, vectorised
+    configs = configs.assign(ci_low=configs["mean"] - half, ci_high=configs["mean"] + half, mark=UNTESTED, p=np.nan,
+                             p_holm=np.nan, test="")
+    tested = configs.index[configs["n"] >= 2]
+    if len(tested):
+        sign = -1.0 if mode == "max" else 1.0
+        best = tested[int(np.argmin(sign * configs.loc[tested, "mean"].to_numpy()))]
+        configs.loc[best, "mark"] = BEST
+        others = [i for i in tested if i != best]
+        by_config = dict(list(data[data["config"].isin(configs.loc[tested, "config"])].groupby("config", sort=False)))
+        results = [compare(by_config[configs.at[best, "config"]], by_config[configs.at[i, "config"]]) for i in others]
+        if others:
+            configs.loc[others, "p"] = [p for p, _ in results]
+            configs.loc[others, "test"] = [kind for _, kind in results]
+            configs.loc[others, "p_holm"] = holm(np.array([p for p, _ in results]))
+            configs.loc[others, "mark"] = np.where(configs.loc[others, "p_holm"] >= ALPHA, TIED, WORSE)
+    rank = configs["mark"].map({BEST: 0, TIED: 1, WORSE: 2, UNTESTED: 3})
+    sign = -1.0 if mode == "max" else 1.0
+    order = np.lexsort((sign * configs["mean"].to_numpy(float), rank.to_numpy()))
+    return Comparison(metric, mode, codes, configs.iloc[order].reset_index(drop=True), left_out)
+
+
+def verdict(ref: float, low: float, high: float, n: int) -> str:
+    """Where the study's number lies against our 95% interval."""
+    if n < 2 or np.isnan(low):
+        return UNTESTED
+    return "above" if ref > high else "below" if ref < low else "inside"
+
+
+def reference_rows(trials: pd.DataFrame, sweeps: list[Any], comparison: Comparison, metrics: tuple[str, ...]
+                   ) -> pd.DataFrame | None:
+    """Per (variant with reference numbers, metric it has one for): the reference, our mean, 95% interval and n over
+    the variant's trials that ran their whole protocol, delta (ours - ref) and where the reference lies."""
+    rows = []
+    marks = comparison.marks()
+    for s in sweeps:
+        mine = trials["sweep"].eq(s.name).to_numpy() & trials["variant"].notna().to_numpy()
+        for variant, ref in s.references.items():
+            at = mine & trials["variant"].eq(variant).to_numpy()
+            if not at.any():
+                continue
+            configs = np.unique(comparison.codes[at])
+            mark = marks[at][0] if len(configs) == 1 and comparison.replicated else None
+            for m in metrics:
+                if m not in ref:
+                    continue
+                done = at & ran_to_end(trials, m)
+                values = pd.to_numeric(trials.loc[done, m]).to_numpy(float)
+                low, high = t_interval(values)
+                mean = float(values.mean()) if len(values) else np.nan
+                epochs = pd.to_numeric(trials.loc[done, "epochs"]).mean() if done.any() else np.nan
+                rows.append({"sweep": s.name, "variant": variant, "metric": m, "n": len(values), "epochs": epochs,
+                             "configs": len(configs), "ref": ref[m], "mean": mean, "ci_low": low, "ci_high": high,
+                             "delta": mean - ref[m], "verdict": verdict(ref[m], low, high, len(values)),
+                             "vs_best": mark})
+    return pd.DataFrame(rows) if rows else None
