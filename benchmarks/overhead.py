@@ -1,119 +1,152 @@
-"""sweeper's overhead: the same fixed trial through `sweeper launch` and through a bare PyTorch loop.
+"""sweeper's overhead: `sweeper launch` of a fixed trial against a bare PyTorch script doing the same training.
 
-    .venv/bin/python benchmarks/overhead.py [--variant "4th CNN"] [--epochs 3] [--train-subset N] [--threads 1]
+    .venv/bin/python -m benchmarks.overhead [--variant NAME ...] [--epochs 3] [--repeats N] [--quick]
+    .venv/bin/python -m benchmarks.overhead --four-small [--quick]
 
-Both train the study's variant (from search_spaces/slides.yaml) on the same data, with the same threads,
-batch size and epochs. The bare loop is written out here with plain torch (no sweeper code in its hot path).
-Prints per-epoch times, whole-trial wall times, and the two ratios (sweeper / bare) last.
+Per variant ("Logistic regression", "2nd MLP", "4th CNN" from search_spaces/slides.yaml; all 48,000 training
+images, 3 epochs, batch 32, seed 0, 1 thread), two sides, each a fresh process with the same environment
+(os.environ + OMP/MKL/OPENBLAS_NUM_THREADS=1 and SWEEPER_DATA_DIR; both train with torch threads 1):
+  sweeper: `.venv/bin/sweeper launch ONE.yaml --storage TMP --quiet`, ONE.yaml = the variant as the only trial
+           (FIFO, resources cpu 1): a local Ray started in process, data loaded once, the trial in a Ray worker,
+           a checkpoint and a Parquet row per epoch.
+  bare:    `python benchmarks/bare_trial.py JOB.json OUT.jsonl`: the same trial params and data keys, the same
+           arrays (sweeper.run.data.load), the same model (build_model), a plain loop (see bare_trial.py).
+Measured, each side by its own files:
+  command       subprocess start to exit (results on disk): what the user waits for;
+  first epoch   subprocess start to the first epoch's `reported_at`;
+  trial         the trial's own span: sweeper's trials.parquet wall_s (Ray's time_total_s: from the trial
+                function's start, tensors and model built, to its last report) against bare_trial's wall_s
+                (from before its tensors and model are built to after its last epoch line is written);
+  epoch         median of consecutive `reported_at` differences (so sweeper's checkpoint, report and Parquet
+                write of an epoch lie inside the next one; needs 2+ epochs).
+Rounds interleave sweeper, bare, sweeper, bare: 5 rounds, 3 when a run of the first took over a minute
+(--repeats overrides). Prints median (min-max) per side, the sweeper/bare ratio per round as median (min-max),
+and the largest val_accuracy difference between the sides (0 means the same training really ran).
+--four-small: one `sweeper launch` of four small trials (Logistic regression and 2nd MLP, seeds 0 and 1, 3
+epochs, max_concurrent 1) against one bare process training the same four one after another.
+--quick: 2,000/1,000/1,000 train/val/test images, 2 epochs, 1 round (a smoke run, not a measurement).
+
+Full run on the 2-core machine (estimate): Logistic regression and 2nd MLP 5 rounds of about 25 s and 45 s
+runs, 4th CNN 3 rounds of about 2.5 min runs: about 25 minutes; --four-small about 8 minutes.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
+import shutil
 import statistics
-import tempfile
-import time
+import sys
 from pathlib import Path
 
 import pandas as pd
-import torch
-from torch import nn
 
-from sweeper.run import data
-from sweeper.run.models import build_model as build
-from sweeper.spec import loader as spaces
-from sweeper.store.storage import Storage
+from benchmarks.common import (
+    REPO,
+    Measures,
+    Run,
+    bench_env,
+    compare,
+    data_dir,
+    interleave,
+    run_timed,
+    slides_variant,
+    sweeper_cmd,
+    workdir,
+    write_yaml,
+)
+from sweeper.spec import loader
 
-REPO = Path(__file__).resolve().parents[1]
+VARIANTS = ("Logistic regression", "2nd MLP", "4th CNN")
+FOUR_SMALL = ("Logistic regression", "2nd MLP")
+METRICS = {"command_s": "command", "first_s": "to first epoch", "trial_s": "trial wall (sum over trials)",
+           "epoch_s": "epoch (median reported_at gap)"}
 
 
-def bare_loop(model: nn.Module, splits: data.Splits, epochs: int, batch: int, lr: float, seed: int) -> list[float]:
-    """A textbook loop: tensors in memory, shuffled index batches, Adam, eval on val each epoch, test at the end
-    (the same work a sweeper trial does, minus sweeper: no Ray, no checkpoints, no reports)."""
-    x = torch.from_numpy(splits.x_train).unsqueeze(1).float() / 255
-    y = torch.from_numpy(splits.y_train).long()
-    xv = torch.from_numpy(splits.x_val).unsqueeze(1).float() / 255
-    yv = torch.from_numpy(splits.y_val).long()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = nn.CrossEntropyLoss()
-    gen = torch.Generator().manual_seed(seed)
-    times = []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(y), generator=gen)
-        for i in range(0, len(y), batch):
-            idx = order[i : i + batch]
-            loss = loss_fn(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        model.eval()
-        with torch.no_grad():
-            correct = sum((model(xv[i : i + 2048]).argmax(1) == yv[i : i + 2048]).sum().item()
-                          for i in range(0, len(yv), 2048))
-        times.append(time.perf_counter() - start)
-        print(f"bare    epoch {len(times)}: {times[-1]:.2f}s val_accuracy={correct / len(yv):.4f}", flush=True)
-    xt = torch.from_numpy(splits.x_test).unsqueeze(1).float() / 255
-    yt = torch.from_numpy(splits.y_test).long()
-    with torch.no_grad():
-        correct = sum((model(xt[i : i + 2048]).argmax(1) == yt[i : i + 2048]).sum().item()
-                      for i in range(0, len(yt), 2048))
-    print(f"bare    test_accuracy={correct / len(yt):.4f}", flush=True)
-    return times
+def sweep_file(work: Path, sweep: str, variants: tuple[str, ...], seeds: list[int], args: argparse.Namespace) -> Path:
+    data = {"train_subset": 2000, "val_subset": 1000, "test_subset": 1000} if args.quick else {"train_subset": None}
+    return write_yaml(work / f"{sweep}.yaml", {
+        "name": sweep, "epochs": args.epochs, "scheduler": {"type": "fifo"}, "max_concurrent": 1,
+        "resources": {"cpu": 1, "gpu": 0}, "data": {**data, "seed": 0},
+        "variants": [{k: v for k, v in slides_variant(name).items() if k != "max_epochs"} for name in variants],
+        "parameters": {"batch_size": 32, "seed": {"grid": seeds} if len(seeds) > 1 else seeds[0]},
+    })
+
+
+def bare_job(space_file: Path) -> Path:
+    """The bare side's job: the trials exactly as sweeper resolves them from the same YAML."""
+    space = loader.load(space_file)
+    job = {"data_dir": data_dir(), "data": space.spec.data.model_dump(), "epochs": space.spec.epochs, "threads": 1,
+           "trials": [space.trial_params(t).model_dump() for t in space.grid_trials()]}
+    path = space_file.with_suffix(".job.json")
+    path.write_text(json.dumps(job))
+    return path
+
+
+def epoch_seconds(epochs: pd.DataFrame, trial: str) -> float:
+    """Median of consecutive reported_at differences within each trial."""
+    gaps = epochs.sort_values([trial, "epoch"]).groupby(trial).reported_at.diff().dropna()
+    return statistics.median(gaps) if len(gaps) else float("nan")
+
+
+def measures(run: Run, epochs: pd.DataFrame, trial: str, walls: list[float], vals: list[list[float]]) -> Measures:
+    vals.append(epochs.sort_values([trial, "epoch"]).val_accuracy.tolist())
+    return {"command_s": run.seconds, "first_s": epochs.reported_at.min() - run.started_at, "trial_s": sum(walls),
+            "epoch_s": epoch_seconds(epochs, trial)}
+
+
+def sweeper_side(space_file: Path, name: str, storage: Path, vals: list[list[float]]) -> Measures:
+    run = run_timed([*sweeper_cmd(), "launch", str(space_file), "--storage", str(storage), "--quiet"], bench_env())
+    folder = storage / name
+    trials, epochs = pd.read_parquet(folder / "trials.parquet"), pd.read_parquet(folder / "epochs.parquet")
+    if (trials.state != "TERMINATED").any():
+        raise SystemExit(f"sweeper side: a trial did not finish:\n{trials[['trial_id', 'state', 'error']]}")
+    shutil.rmtree(storage)
+    return measures(run, epochs, "trial_id", trials.wall_s.tolist(), vals)
+
+
+def bare_side(job: Path, out: Path, vals: list[list[float]]) -> Measures:
+    run = run_timed([sys.executable, str(REPO / "benchmarks" / "bare_trial.py"), str(job), str(out)], bench_env())
+    lines = pd.DataFrame([json.loads(line) for line in out.read_text().splitlines()])
+    epochs, ends = lines[lines.epoch.notna()], lines[lines.epoch.isna()]
+    return measures(run, epochs, "trial", ends.wall_s.tolist(), vals)
+
+
+def bench(label: str, space_file: Path, work: Path, repeats: int | None) -> None:
+    name = loader.load(space_file).name
+    job = bare_job(space_file)
+    print(f"\n{label}", flush=True)
+    vals: dict[str, list[list[float]]] = {"sweeper": [], "bare": []}
+    results = interleave({
+        "sweeper": lambda i: sweeper_side(space_file, name, work / f"runs-{i}", vals["sweeper"]),
+        "bare": lambda i: bare_side(job, work / f"bare-{i}.jsonl", vals["bare"]),
+    }, repeats, echo=lambda line: print(line, flush=True))
+    pairs = zip(vals["sweeper"], vals["bare"], strict=True)
+    gap = max(abs(a - b) for ours, bare in pairs for a, b in zip(ours, bare, strict=True))
+    print(compare(results, "sweeper", "bare", METRICS))
+    print(f"largest val_accuracy difference between the sides, any epoch: {gap:.4f}", flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--variant", default="4th CNN")
-    ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--train-subset", type=int, default=None, help="default: all 48,000 training images")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--variant", action="append", choices=VARIANTS, help="default: all three")
+    ap.add_argument("--epochs", type=int, default=None, help="default 3 (2 with --quick)")
+    ap.add_argument("--repeats", type=int, default=None, help="rounds; default 5, or 3 for runs over a minute")
+    ap.add_argument("--four-small", action="store_true", help="one launch of four small trials vs one bare script")
+    ap.add_argument("--quick", action="store_true", help="tiny data, 2 epochs, 1 round: checks it runs")
     args = ap.parse_args()
-    data_dir = os.environ.get("SWEEPER_DATA_DIR") or str(REPO.parent / "shared" / "data" / "fashion-mnist")
-
-    slides = spaces.load(REPO / "search_spaces" / "slides.yaml")
-    variant = {"name": args.variant, **slides.variants[args.variant]}
-    variant.pop("max_epochs", None)
-    subset = f"train_subset: {args.train_subset}" if args.train_subset else "train_subset: null"
-    work = Path(tempfile.mkdtemp(prefix="sweeper-overhead-"))
-    space_file = work / "overhead.yaml"
-    space_file.write_text(
-        f"name: overhead\nepochs: {args.epochs}\nscheduler: {{type: fifo}}\n"
-        f"resources: {{cpu: {args.threads}}}\ndata: {{{subset}}}\n"
-        f"variants: [{variant!r}]\nparameters: {{batch_size: 32, seed: 0}}\n".replace("'", '"')
-    )
-    space = spaces.load(space_file)
-    p = space.trial_params({"variant": args.variant})
-    splits = data.load(data_dir, space.spec.data)
-
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    start = time.perf_counter()
-    bare = bare_loop(build(p), splits, args.epochs, p.batch_size, p.learning_rate, p.seed)
-    bare_wall = time.perf_counter() - start
-
-    from sweeper.run.sweep import launch
-
-    start = time.perf_counter()
-    outcome = launch(space, Storage.parse(str(work / "runs")), data_dir=data_dir,
-                     echo=lambda line: print(line, flush=True))
-    sweep_wall = time.perf_counter() - start
-    epochs = pd.read_parquet(outcome.folder.path / "epochs.parquet")
-    trial = pd.read_parquet(outcome.folder.path / "trials.parquet").iloc[0]
-    for row in epochs.itertuples():
-        print(f"sweeper epoch {row.epoch}: {row.time_s:.2f}s val_accuracy={row.val_accuracy:.4f}")
-
-    bare_epoch = statistics.median(bare[1:] or bare)  # the first epoch of a process warms up; both pay it
-    sweep_epoch = statistics.median(epochs.time_s.tolist()[1:] or epochs.time_s.tolist())
-    print(f"\n{args.variant}, {len(splits.y_train)} training images, {args.epochs} epochs, {args.threads} thread(s)")
-    print(f"bare loop:  median epoch after the first {bare_epoch:.3f}s, wall {bare_wall:.1f}s")
-    print(f"sweeper:    median epoch after the first {sweep_epoch:.3f}s, trial wall {trial.wall_s:.1f}s, "
-          f"command wall {sweep_wall:.1f}s (Ray start + data + trial)")
-    print(f"ratio trial wall (sweeper trial / bare): {trial.wall_s / bare_wall:.3f}")
-    print(f"ratio command wall (sweeper launch / bare): {sweep_wall / bare_wall:.3f}")
-    print(f"ratio per-epoch (sweeper / bare): {sweep_epoch / bare_epoch:.3f}")
+    args.epochs = args.epochs or (2 if args.quick else 3)
+    repeats = args.repeats or (1 if args.quick else None)
+    work = workdir("sweeper-overhead-")
+    images = "2,000 (--quick)" if args.quick else "48,000"
+    if args.four_small:
+        space_file = sweep_file(work, "four-small", FOUR_SMALL, [0, 1], args)
+        bench(f"four small trials ({', '.join(FOUR_SMALL)} x seeds 0, 1), {images} training images, "
+              f"{args.epochs} epochs, one at a time, 1 thread", space_file, work, repeats)
+        return
+    for variant in args.variant or VARIANTS:
+        space_file = sweep_file(work, "overhead", (variant,), [0], args)
+        bench(f"{variant}: {images} training images, {args.epochs} epochs, 1 thread", space_file, work, repeats)
 
 
 if __name__ == "__main__":

@@ -1,103 +1,136 @@
-"""sweeper against a peer: the CNN family space, same budget, driven by Optuna in a plain loop.
+"""sweeper against Optuna at equal concurrency: the same search, two one-thread workers on each side.
 
-    .venv/bin/python -m benchmarks.peer_optuna [--train-subset 2000] [--val-subset 2000] [--epochs 9]
+    .venv/bin/python -m benchmarks.peer_optuna [--seeds 0 1 2 3 4] [--trials 12] [--epochs 9] [--threshold X] [--quick]
 
-sweeper: search_spaces/cnn.yaml on a subset with ASHA (grace 1, reduction 3) on the local Ray, one trial per
-core. Optuna: the same axes (variant, optimizer, dropout, momentum) and the same number of trials and
-epochs, TPE sampler with the SuccessiveHalvingPruner (min_resource 1, reduction 3), trials one after another
-in one process with torch using every core, each trial trained by the same `fit` loop. Prints, for both,
-the best validation accuracy and the time until it was first reported; the ratios last.
+The space (both sides): two CNN variants (8 filters kernel 2; 32 filters kernel 3) x optimizer {adam, sgd} x
+lr loguniform(1e-4, 1e-1) x dropout uniform(0, 0.5), batch 32; --trials trials of up to --epochs epochs on
+2,000/2,000/1,000 train/val/test images (data seed 0); TPE (4 random start-up trials, each variant first) and
+successive halving (grace 1, reduction 3). Per seed (the sampler's and the trials' seed), two sides, in turn:
+  sweeper: `.venv/bin/sweeper launch SPACE.yaml --quiet`: search tpe, scheduler asha, resources cpu 1,
+           max_concurrent 2: two one-thread trials at a time in Ray workers.
+  optuna:  two `python benchmarks/optuna_worker.py` processes started together, sharing one study in a
+           JournalStorage file: TPESampler + SuccessiveHalvingPruner, torch threads 1 each, every trial trained by
+           sweeper's own train_trial. Two processes rather than n_jobs=2 threads: two threads of one interpreter
+           share its GIL, which the per-batch Python of two training loops contends for; Ray runs processes too.
+Both sides get the same environment (OMP/MKL/OPENBLAS_NUM_THREADS=1). The clock of each side starts just
+before its (first) process starts; epochs are placed on it by their `reported_at`.
+Per seed: the best val_accuracy of each side; the threshold, the lower of the two (or --threshold); the time
+from the side's start to its first epoch at or above it, and the trial-epochs reported by then; the whole
+command and all trial-epochs. Then medians (min-max) over the seeds and the optuna/sweeper ratios per seed.
+A side that never reaches a fixed --threshold counts its whole command (marked "not reached").
+--quick: 4 trials of 2 epochs on 500 images, one seed (a smoke run, not a measurement).
+
+Full run on the 2-core machine (estimate): 5 seeds x 2 sides x about 45 s: about 8 minutes.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
-import time
+import json
+import sys
 from pathlib import Path
-from typing import Any
 
-import optuna
 import pandas as pd
-import torch
 
-from benchmarks.asha import REPO, run, variant_of
-from sweeper.run import data
-from sweeper.run.trainable import Tensors
-from sweeper.run.trainable import train_trial as fit
-from sweeper.spec import loader as spaces
-from sweeper.spec.space import Space
+from benchmarks.common import (
+    REPO,
+    Measures,
+    bench_env,
+    data_dir,
+    ratios,
+    run_timed,
+    run_together,
+    spread,
+    sweeper_cmd,
+    table,
+    workdir,
+    write_yaml,
+)
+
+GRACE, REDUCTION, STARTUP = 1, 3, 4
 
 
-def sweeper_side(text: str, work: Path, data_dir: str) -> tuple[float, float, float]:
-    started = time.time()
-    trials, epochs, wall = run(text, "peer-sweeper", work, data_dir)
-    best = trials.val_accuracy.max()
-    first = epochs[epochs.val_accuracy >= best].reported_at.min()
-    return best, first - started, wall
+def space_file(work: Path, seed: int, args: argparse.Namespace) -> Path:
+    n = (500, 500, 500) if args.quick else (2000, 2000, 1000)
+    return write_yaml(work / f"peer-{seed}.yaml", {
+        "name": "peer", "metric": "val_accuracy", "mode": "max", "epochs": args.epochs,
+        "scheduler": {"type": "asha", "grace_period": GRACE, "reduction_factor": REDUCTION},
+        "search": {"type": "tpe", "startup_trials": STARTUP}, "num_samples": args.trials, "max_concurrent": 2,
+        "resources": {"cpu": 1, "gpu": 0},
+        "data": {"train_subset": n[0], "val_subset": n[1], "test_subset": n[2], "seed": 0}, "seed": seed,
+        "variants": [
+            {"name": "2conv-8f-k2", "model": "cnn", "conv_layers": 2, "filters": 8, "kernel_size": 2},
+            {"name": "2conv-32f-k3", "model": "cnn", "conv_layers": 2, "filters": 32, "kernel_size": 3},
+        ],
+        "parameters": {"batch_size": 32, "seed": seed, "optimizer": {"choice": ["adam", "sgd"]},
+                       "lr": {"loguniform": [1.0e-4, 1.0e-1]}, "dropout": {"uniform": [0.0, 0.5]}},
+    })
 
 
-def optuna_side(space: Space, data_dir: str, n_trials: int) -> tuple[float, float, float]:
-    torch.set_num_threads(os.cpu_count() or 1)
-    tensors = Tensors.from_splits(data.load(data_dir, space.spec.data), torch.device("cpu"))
-    grid = {a.key: a.values for a in space.axes}
-    best_seen: list[tuple[float, float]] = []  # (val_accuracy, time reported)
-    started = time.time()
+def sweeper_side(space: Path, storage: Path) -> tuple[float, pd.DataFrame]:
+    """Whole command, and the epochs with `since_start`: seconds from the process start."""
+    run = run_timed([*sweeper_cmd(), "launch", str(space), "--storage", str(storage), "--quiet"], bench_env())
+    epochs = pd.read_parquet(storage / "peer" / "epochs.parquet")
+    return run.seconds, epochs.assign(since_start=epochs.reported_at - run.started_at)
 
-    def objective(trial: optuna.Trial) -> float:
-        config: dict[str, Any] = {"variant": trial.suggest_categorical("variant", list(space.variants))}
-        for key, values in grid.items():
-            config[key] = trial.suggest_categorical(key, values)
 
-        def report(metrics: dict[str, Any], save: Any) -> None:
-            best_seen.append((metrics["val_accuracy"], time.time()))
-            trial.report(metrics["val_accuracy"], metrics["epoch"])
-            if trial.should_prune():
-                raise optuna.TrialPruned()
+def optuna_side(space: Path, seed: int, work: Path, trials: int) -> tuple[float, pd.DataFrame]:
+    job = work / f"optuna-{seed}.json"
+    job.write_text(json.dumps({
+        "space": str(space), "journal": str(work / f"optuna-{seed}.log"), "study": "peer", "seed": seed,
+        "startup": STARTUP, "budget": trials, "grace": GRACE, "reduction": REDUCTION, "threads": 1,
+        "data_dir": data_dir()}))
+    outs = [work / f"optuna-{seed}-{w}.jsonl" for w in (0, 1)]
+    worker = [sys.executable, str(REPO / "benchmarks" / "optuna_worker.py"), str(job)]
+    run = run_together([[*worker, str(w), str(out)] for w, out in enumerate(outs)], bench_env())
+    epochs = pd.DataFrame([json.loads(line) for out in outs for line in out.read_text().splitlines()])
+    return run.seconds, epochs.assign(since_start=epochs.reported_at - run.started_at)
 
-        return fit(space.trial_params(config), tensors, space.spec.epochs, report)["val_accuracy"]
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        direction="maximize", sampler=optuna.samplers.TPESampler(seed=0),
-        pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
-    )
-    study.optimize(objective, n_trials=n_trials)
-    wall = time.time() - started
-    best = max(t.value for t in study.trials if t.value is not None)
-    first = min(t for acc, t in best_seen if acc >= best)
-    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
-    print(f"optuna: {n_trials} trials ({pruned} pruned), {wall:.0f}s", flush=True)
-    return best, first - started, wall
+def reached(command_s: float, epochs: pd.DataFrame, threshold: float) -> Measures:
+    """Seconds to the first epoch at or above the threshold and the trial-epochs reported by then."""
+    hits = epochs[epochs.val_accuracy >= threshold - 1e-12]
+    at = hits.since_start.min() if len(hits) else command_s
+    return {"best": epochs.val_accuracy.max(), "to_threshold_s": at,
+            "epochs_to_threshold": float((epochs.since_start <= at).sum()), "command_s": command_s,
+            "trial_epochs": float(len(epochs)), "reached": float(len(hits) > 0)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--train-subset", type=int, default=2000)
-    ap.add_argument("--val-subset", type=int, default=2000)
-    ap.add_argument("--epochs", type=int, default=9)
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2 3 4 (0 with --quick)")
+    ap.add_argument("--trials", type=int, default=None, help="the trial budget; default 12 (4 with --quick)")
+    ap.add_argument("--epochs", type=int, default=None, help="max epochs per trial; default 9 (2 with --quick)")
+    ap.add_argument("--threshold", type=float, default=None, help="default: the lower of the two sides' bests")
+    ap.add_argument("--quick", action="store_true", help="tiny data, 4 trials, 2 epochs, one seed")
     args = ap.parse_args()
-    data_dir = os.environ.get("SWEEPER_DATA_DIR") or str(REPO.parent / "shared" / "data" / "fashion-mnist")
-    work = Path(tempfile.mkdtemp(prefix="sweeper-peer-"))
-    text = variant_of((REPO / "search_spaces" / "cnn.yaml").read_text(), "peer-sweeper",
-                      "{type: asha, grace_period: 1, reduction_factor: 3}", args)
-    (work / "space.yaml").write_text(text)
-    space = spaces.load(work / "space.yaml")
-
-    s_best, s_ttb, s_wall = sweeper_side(text, work, data_dir)
-    print(f"sweeper: {space.num_trials} trials, {s_wall:.0f}s", flush=True)
-    o_best, o_ttb, o_wall = optuna_side(space, data_dir, space.num_trials)
-    table = pd.DataFrame(
-        {"best val_accuracy": [s_best, o_best], "time to best (s)": [s_ttb, o_ttb], "wall (s)": [s_wall, o_wall]},
-        index=["sweeper (Ray Tune + ASHA)", "optuna (TPE + successive halving)"],
-    )
-    print(f"\nsubset: {args.train_subset} train / {args.val_subset} val images, {args.epochs} epochs, "
-          f"{space.num_trials} trials each")
-    print(table.round(4).to_string())
-    print(f"time-to-best ratio (optuna / sweeper): {o_ttb / s_ttb:.3f}")
-    print(f"wall ratio (optuna / sweeper): {o_wall / s_wall:.3f}")
-    print(f"best accuracy gap (sweeper - optuna): {100 * (s_best - o_best):.2f} points")
+    args.seeds = args.seeds or ([0] if args.quick else [0, 1, 2, 3, 4])
+    args.trials = args.trials or (4 if args.quick else 12)
+    args.epochs = args.epochs or (2 if args.quick else 9)
+    work = workdir("sweeper-peer-")
+    print(f"{args.trials} trials of up to {args.epochs} epochs, two one-thread workers a side, seeds {args.seeds}")
+    rows: dict[str, list[Measures]] = {"sweeper": [], "optuna": []}
+    for seed in args.seeds:  # interleaved: sweeper, optuna, sweeper, optuna, ...
+        space = space_file(work, seed, args)
+        s_wall, s_epochs = sweeper_side(space, work / f"runs-{seed}")
+        o_wall, o_epochs = optuna_side(space, seed, work, args.trials)
+        threshold = args.threshold or min(s_epochs.val_accuracy.max(), o_epochs.val_accuracy.max())
+        for side, wall, epochs in (("sweeper", s_wall, s_epochs), ("optuna", o_wall, o_epochs)):
+            m = reached(wall, epochs, threshold)
+            rows[side].append(m | {"threshold": threshold})
+            print(f"  seed {seed} {side:7s}: best {m['best']:.4f}; threshold {threshold:.4f} "
+                  + (f"at {m['to_threshold_s']:.1f} s after {m['epochs_to_threshold']:.0f} trial-epochs"
+                     if m["reached"] else "not reached")
+                  + f"; command {wall:.1f} s, {len(epochs)} trial-epochs", flush=True)
+    labels = {"best": ("best val_accuracy", 4), "to_threshold_s": ("seconds to threshold", 1),
+              "epochs_to_threshold": ("trial-epochs to threshold", 0), "command_s": ("command seconds", 1),
+              "trial_epochs": ("trial-epochs in all", 0)}
+    out = []
+    for key, (label, digits) in labels.items():
+        s, o = [m[key] for m in rows["sweeper"]], [m[key] for m in rows["optuna"]]
+        out.append([label, spread(s, digits), spread(o, digits), spread(ratios(o, s), 3)])
+    print(f"\nmedian (min-max) over {len(args.seeds)} seeds")
+    print(table(["", "sweeper", "optuna", "optuna/sweeper"], out))
 
 
 if __name__ == "__main__":

@@ -1,41 +1,41 @@
-"""How long `sweeper report` takes on a big sweep, against a bare `pandas.read_parquet` of the same files.
+"""`sweeper report` on a big sweep against a pandas script printing the same rows, each a fresh process.
 
-    .venv/bin/python benchmarks/report_speed.py [--trials 10000] [--epochs 100] [--repeats 7]
+    .venv/bin/python -m benchmarks.report_speed [--trials 10000] [--epochs 100] [--repeats 5] [--quick]
 
-Writes a synthetic sweep (the study's ten variants from search_spaces/slides.yaml, spec.yaml with their
-reference numbers, seeds, some ASHA-stopped and failed trials; trials x epochs epoch rows) into a temp folder
-in sweeper's Parquet schema, then times, best of --repeats (alternating rounds):
-  - bare read: pandas.read_parquet of trials.parquet and epochs.parquet;
-  - report: `sweeper report PATH` (the default terminal table) through the real CLI, in process;
-  - report --out: the same plus report.md, trials.csv and the three PNGs (reads epochs.parquet for curves);
-  - the CLI as a user runs it, in a fresh interpreter (Python start-up and imports included).
-Prints the times, then the ratio report / bare read last. Target: report under 3 s and within 2x.
+Writes a synthetic sweep in sweeper's Parquet schema into a temp folder: the study's ten variants from
+search_spaces/slides.yaml (spec.yaml with their reference numbers), --trials trials (seeds, 30% ASHA-stopped, 1%
+failed) x --epochs epoch rows. Then times three fresh processes, each from its start to its exit (the terminal
+table printed, or the files written), in interleaved rounds (report, report --out, pandas, report, ...):
+  report:     `.venv/bin/sweeper report PATH` (the terminal tables);
+  report-out: `.venv/bin/sweeper report PATH --out DIR` (also report.md, trials.csv and the PNGs);
+  pandas:     `python benchmarks/bare_report.py PATH`: reads trials.parquet and epochs.parquet with pandas and
+              prints the per-family best trials and the per-variant statistics with to_string.
+All three in the same environment (COLUMNS=160). Prints median (min-max) of each and the ratios to pandas per
+round, median (min-max).
+--quick: 500 trials x 10 epochs, 1 round (a smoke run, not a measurement).
+
+Full run (estimate): writing the sweep about 30 s, then 5 rounds of about 5 + 15 + 3 s: about 3 minutes.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from typer.testing import CliRunner
 
-from sweeper.cli import app
+from benchmarks.common import REPO, Measures, bench_env, interleave, ratios, run_timed, spread, sweeper_cmd, table
 from sweeper.spec import loader as spaces
 from sweeper.store.files import EPOCHS_FILE, TRIALS_FILE
 from sweeper.store.schema import EPOCH_SCHEMA, TRIAL_SCHEMA
 
-REPO = Path(__file__).resolve().parents[1]
 SLIDES = REPO / "search_spaces" / "slides.yaml"
 
 
@@ -55,7 +55,7 @@ def synthetic_sweep(folder: Path, n_trials: int, n_epochs: int, seed: int = 0) -
     ids = np.array([f"{i % 0xFFFFF:05x}_{i:05d}" for i in range(n_trials)], dtype=object)
     final_val = 0.80 + 0.12 * rng.random(n_trials)
     state = np.where(rng.random(n_trials) < 0.01, "ERROR", "TERMINATED")
-    stopped = np.where((state == "TERMINATED") & (rng.random(n_trials) < 0.3), "asha", None)
+    stopped = np.where((state == "TERMINATED") & (rng.random(n_trials) < 0.3), "asha", np.array(None))
     trials = variant_params.iloc[which].reset_index(drop=True)
     trials["param_seed"] = np.arange(n_trials) // len(names)
     trials = pd.concat([pd.DataFrame({
@@ -63,7 +63,7 @@ def synthetic_sweep(folder: Path, n_trials: int, n_epochs: int, seed: int = 0) -
         "stopped_by": stopped, "train_loss": 0.5 - 0.3 * final_val, "train_accuracy": final_val + 0.03,
         "val_loss": 0.6 - 0.3 * final_val, "val_accuracy": final_val, "test_loss": 0.62 - 0.3 * final_val,
         "test_accuracy": final_val - 0.005, "wall_s": 120 * rng.random(n_trials), "node": "10.0.0.1",
-        "error": np.where(state == "ERROR", "RuntimeError: CUDA error: out of memory", None),
+        "error": np.where(state == "ERROR", "RuntimeError: CUDA error: out of memory", np.array(None)),
     }), trials], axis=1)
     epoch = np.tile(np.arange(1, n_epochs + 1), n_trials)
     progress = 1 - (1 - epoch / n_epochs) ** 2
@@ -79,62 +79,42 @@ def synthetic_sweep(folder: Path, n_trials: int, n_epochs: int, seed: int = 0) -
         pq.write_table(table.cast(pa.schema(fields)), folder / name)
 
 
-def best_of(repeats: int, *fns: Callable[[], object]) -> list[float]:
-    """Each function's best wall time over `repeats` rounds; rounds alternate them, so load drifts hit all."""
-    best = [float("inf")] * len(fns)
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            start = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best
-
-
-def cli(*args: str) -> None:
-    result = CliRunner().invoke(app, ["report", *args], env={"COLUMNS": "160"})
-    if result.exit_code != 0:
-        raise SystemExit(f"sweeper report {' '.join(args)} failed ({result.exit_code}): {result.output}")
+def timed(cmd: list[str]) -> Measures:
+    return {"command_s": run_timed(cmd, bench_env()).seconds}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=10_000)
-    ap.add_argument("--epochs", type=int, default=100)
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--trials", type=int, default=None, help="default 10,000 (500 with --quick)")
+    ap.add_argument("--epochs", type=int, default=None, help="default 100 (10 with --quick)")
+    ap.add_argument("--repeats", type=int, default=None, help="rounds; default 5 (1 with --quick)")
+    ap.add_argument("--quick", action="store_true", help="a small sweep, one round")
     args = ap.parse_args()
+    trials = args.trials or (500 if args.quick else 10_000)
+    n_epochs = args.epochs or (10 if args.quick else 100)
     with tempfile.TemporaryDirectory(prefix="sweeper-report-bench-") as tmp:
         folder = Path(tmp) / "big"
         start = time.perf_counter()
-        synthetic_sweep(folder, args.trials, args.epochs)
-        rows = args.trials * args.epochs
-        print(f"synthetic sweep: {args.trials:,} trials x {args.epochs} epochs = {rows:,} epoch rows "
+        synthetic_sweep(folder, trials, n_epochs)
+        print(f"synthetic sweep: {trials:,} trials x {n_epochs} epochs = {trials * n_epochs:,} epoch rows "
               f"({(folder / EPOCHS_FILE).stat().st_size / 1e6:.1f} MB epochs.parquet, "
               f"{(folder / TRIALS_FILE).stat().st_size / 1e6:.1f} MB trials.parquet), written in "
-              f"{time.perf_counter() - start:.1f} s")
-
-        def bare() -> None:
-            pd.read_parquet(folder / TRIALS_FILE)
-            pd.read_parquet(folder / EPOCHS_FILE)
-
-        bare()  # warm the page cache and pandas/pyarrow imports for both sides
-        start = time.perf_counter()
-        cli(str(folder))
-        print(f"report, first call (imports report modules, spec parsing):   {time.perf_counter() - start:6.3f} s")
-        t_bare, t_report = best_of(args.repeats, bare, lambda: cli(str(folder)))
+              f"{time.perf_counter() - start:.1f} s", flush=True)
         out = Path(tmp) / "out"
-        (t_out,) = best_of(max(1, args.repeats // 2), lambda: cli(str(folder), "--out", str(out)))
-        start = time.perf_counter()
-        subprocess.run([str(Path(sys.executable).with_name("sweeper")), "report", str(folder)], check=True,
-                       capture_output=True, env={**os.environ, "COLUMNS": "160"}, cwd=REPO)
-        t_process = time.perf_counter() - start
-        print(f"bare pandas.read_parquet of trials + epochs:                 {t_bare:6.3f} s")
-        print(f"sweeper report PATH (terminal table), in process:            {t_report:6.3f} s")
-        print(f"sweeper report PATH --out DIR (+ md, csv, 3 PNGs), in process: {t_out:6.3f} s "
-              f"({t_out / t_bare:.2f}x the bare read)")
-        print(f"sweeper report PATH as a new process (start-up + imports):   {t_process:6.3f} s")
-        print(f"target: report < 3 s and <= 2x the bare read: "
-              f"{'met' if t_report < 3 and t_report <= 2 * t_bare else 'NOT met'}")
-        print(f"ratio report / bare read: {t_report / t_bare:.2f}")
+
+        def report_out(i: int) -> Measures:
+            shutil.rmtree(out, ignore_errors=True)
+            return timed([*sweeper_cmd(), "report", str(folder), "--out", str(out)])
+
+        results = interleave({
+            "report": lambda i: timed([*sweeper_cmd(), "report", str(folder)]),
+            "report-out": report_out,
+            "pandas": lambda i: timed([sys.executable, str(REPO / "benchmarks" / "bare_report.py"), str(folder)]),
+        }, args.repeats or (1 if args.quick else 5), echo=lambda line: print(line, flush=True))
+    seconds = {side: [m["command_s"] for m in runs] for side, runs in results.items()}
+    rows = [[side, spread(values), "" if side == "pandas" else spread(ratios(values, seconds["pandas"]))]
+            for side, values in seconds.items()]
+    print(table(["fresh process, seconds", "median (min-max)", "ratio to pandas, median (min-max)"], rows))
 
 
 if __name__ == "__main__":

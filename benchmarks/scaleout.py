@@ -1,89 +1,93 @@
-"""Scale-out: the same 8-trial sweep on a one-node and on a two-node Ray cluster (one CPU per node).
+"""The cost of spreading over nodes: one sweep on one node with 2 CPUs against two nodes with 1 CPU each.
 
-    .venv/bin/python benchmarks/scaleout.py [--trials 8] [--epochs 2] [--train-subset 12000] [--model cnn] [--keep]
+    .venv/bin/python -m benchmarks.scaleout [--trials 8] [--epochs 2] [--train-subset 12000] [--repeats 3] [--quick]
 
-Each cluster is real and started the way the tests start theirs (sweeper.cluster.LocalCluster: `ray start
---head`, then `ray start --address` for the second node, each with `--num-cpus 1` and its own temp dir);
-the sweep runs through `sweeper launch --address`. Wall time is the driver's, launch to exit (cluster start-up
-excluded). Prints both wall times, where the trials ran, and the speedup (one node / two nodes) last. On a
-machine with fewer than two free cores the two nodes share them, and the ratio shows that.
+The sweep: --trials trials of a 16-filter CNN (seeds 0..trials-1, adam) of --epochs epochs on --train-subset
+images, resources cpu 1, max_concurrent 2: two one-thread trials at a time on both sides. Each run gets a fresh
+real Ray cluster started the way the tests start theirs (sweeper.testing.cluster.LocalCluster: `ray start --head`,
+then `ray start --address` for another node, each in its own process group and temp dir), started before the
+clock; the environment of nodes and driver is the same on both sides (OMP/MKL/OPENBLAS_NUM_THREADS=1):
+  one node:  a head with 2 CPUs;
+  two nodes: a head with 1 CPU and one more node with 1 CPU (the data and the trials cross to it).
+Timed: `.venv/bin/sweeper launch SPACE.yaml --address HEAD --storage TMP --quiet` as a fresh process, from its
+start to its exit (results on disk). Rounds interleave one node, two nodes: 3 rounds (these runs take over a
+minute). Prints median (min-max) of each, where the trials ran, and the two-node / one-node ratio per round.
+--quick: 4 trials of 1 epoch on 500 images, 1 round (a smoke run, not a measurement).
+
+Full run on the 2-core machine (estimate): 3 rounds x 2 sides x (about 15 s of cluster start + 80 s of sweep):
+about 10 minutes.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.common import Measures, bench_env, interleave, ratios, run_timed, spread, sweeper_cmd, table, write_yaml
 from sweeper.testing.cluster import LocalCluster
 
-REPO = Path(__file__).resolve().parents[1]
+THREADS = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 
 
-def space_text(trials: int, epochs: int, subset: int, model: str) -> str:
-    return (
-        f"name: scaleout\nepochs: {epochs}\nscheduler: {{type: fifo}}\nresources: {{cpu: 1, gpu: 0}}\n"
-        f"data: {{train_subset: {subset}, seed: 0}}\n"
-        f"parameters: {{model: {model},{' filters: 16,' if model == 'cnn' else ''} optimizer: adam, "
-        f"seed: {{grid: {list(range(trials))}}}}}\n"
-    )
+def space_file(work: Path, args: argparse.Namespace) -> Path:
+    return write_yaml(work / "scaleout.yaml", {
+        "name": "scaleout", "epochs": args.epochs, "scheduler": {"type": "fifo"}, "max_concurrent": 2,
+        "resources": {"cpu": 1, "gpu": 0}, "data": {"train_subset": args.train_subset, "seed": 0},
+        "parameters": {"model": "cnn", "filters": 16, "optimizer": "adam", "seed": {"grid": list(range(args.trials))}},
+    })
 
 
-def sweep_on(nodes: int, work: Path, space: Path, data_dir: str) -> tuple[float, pd.DataFrame]:
-    with LocalCluster(work / f"cluster{nodes}") as cluster:
-        cluster.start_head(num_cpus=1)
-        for _ in range(nodes - 1):
-            cluster.add_node(num_cpus=1, drop_env=("SWEEPER_DATA_DIR",))
-        runs = work / f"runs{nodes}"
-        started = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-m", "sweeper", "launch", str(space), "--address", cluster.address,
-             "--storage", str(runs), "--data-dir", data_dir],
-            env=cluster.env(), cwd=REPO, capture_output=True, text=True, start_new_session=True,
-        )
-        wall = time.perf_counter() - started
-        if done.returncode != 0:
-            raise SystemExit(f"sweep on {nodes} node(s) failed ({done.returncode}):\n{done.stdout[-3000:]}"
-                             f"{done.stderr[-3000:]}")
-        return wall, pd.read_parquet(runs / "scaleout" / "trials.parquet")
+def sweep_on(cpus: list[int], work: Path, space: Path, nodes_seen: dict[str, list[int]]) -> Measures:
+    """A fresh cluster of nodes with these CPU counts; the launch on it, timed."""
+    root = Path(tempfile.mkdtemp(prefix="c", dir=work))
+    try:
+        with LocalCluster(root) as cluster:
+            cluster.start_head(num_cpus=cpus[0], extra_env=THREADS)
+            for n in cpus[1:]:
+                cluster.add_node(num_cpus=n, extra_env=THREADS)
+            storage = root / "runs"
+            run = run_timed([*sweeper_cmd(), "launch", str(space), "--address", cluster.address,
+                             "--storage", str(storage), "--quiet"], bench_env() | cluster.env() | THREADS)
+        trials = pd.read_parquet(storage / "scaleout" / "trials.parquet")
+        nodes_seen.setdefault(f"{len(cpus)}", []).append(trials.node.nunique())
+        return {"command_s": run.seconds, "trial_s": trials.wall_s.mean()}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=8)
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--train-subset", type=int, default=12000)
-    ap.add_argument("--model", default="cnn", choices=["logreg", "mlp", "cnn"])
-    ap.add_argument("--keep", action="store_true", help="keep the clusters' logs and the sweeps' results")
+    ap.add_argument("--trials", type=int, default=None, help="default 8 (4 with --quick)")
+    ap.add_argument("--epochs", type=int, default=None, help="default 2 (1 with --quick)")
+    ap.add_argument("--train-subset", type=int, default=None, help="default 12,000 (500 with --quick)")
+    ap.add_argument("--repeats", type=int, default=None, help="rounds; default 3 (1 with --quick)")
+    ap.add_argument("--quick", action="store_true", help="a tiny sweep, one round")
     args = ap.parse_args()
-    data_dir = os.environ.get("SWEEPER_DATA_DIR") or str(REPO.parent / "shared" / "data" / "fashion-mnist")
-
+    args.trials = args.trials or (4 if args.quick else 8)
+    args.epochs = args.epochs or (1 if args.quick else 2)
+    args.train_subset = args.train_subset or (500 if args.quick else 12000)
     work = Path(tempfile.mkdtemp(prefix="sweeper-scaleout-"))
-    space = work / "scaleout.yaml"
-    space.write_text(space_text(args.trials, args.epochs, args.train_subset, args.model))
-    print(f"{args.trials} trials x {args.epochs} epochs of {args.model} on {args.train_subset} images; "
-          f"one CPU per node; {os.cpu_count()} cores on this machine", flush=True)
-    walls = {}
+    space = space_file(work, args)
+    print(f"{args.trials} trials x {args.epochs} epochs of a 16-filter CNN on {args.train_subset} images, "
+          "2 trials at a time", flush=True)
+    seen: dict[str, list[int]] = {}
     try:
-        for nodes in (1, 2):
-            wall, trials = sweep_on(nodes, work, space, data_dir)
-            walls[nodes] = wall
-            per_node = trials.node.value_counts().to_dict()
-            print(f"{nodes} node(s): {wall:.1f}s wall, trials per node {per_node}, "
-                  f"mean trial {trials.wall_s.mean():.1f}s", flush=True)
+        results = interleave({
+            "one node x 2 CPUs": lambda i: sweep_on([2], work, space, seen),
+            "two nodes x 1 CPU": lambda i: sweep_on([1, 1], work, space, seen),
+        }, args.repeats or (1 if args.quick else 3), echo=lambda line: print(line, flush=True))
     finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(f"speedup (1 node / 2 nodes): {walls[1] / walls[2]:.2f}x")
+        shutil.rmtree(work, ignore_errors=True)
+    one, two = ([m["command_s"] for m in results[k]] for k in results)
+    mean_trial = {k: spread([m["trial_s"] for m in v]) for k, v in results.items()}
+    print(table(["launch, seconds", "median (min-max)", "mean trial wall_s", "nodes used"],
+                [[k, spread([m["command_s"] for m in v]), mean_trial[k], str(seen[str(i + 1)])]
+                 for i, (k, v) in enumerate(results.items())]))
+    print(f"two nodes / one node, per round: {spread(ratios(two, one), 3)}")
 
 
 if __name__ == "__main__":

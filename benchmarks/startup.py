@@ -1,31 +1,28 @@
 """Start-up time of the fast commands: `sweeper --help`, `sweeper list`, `sweeper status`.
 
-    .venv/bin/python benchmarks/startup.py [--runs 9]
+    .venv/bin/python -m benchmarks.startup [--runs 9] [--quick]
 
-Each command runs --runs times in a fresh interpreter (subprocess, timed with time.perf_counter around the
-whole run) against a temp storage holding one small sweep folder. Prints the median and the spread of each,
-beside a bare `python -c pass` for reference, then the median of each command over the bare interpreter.
+Each command runs --runs times as a fresh process (timed from its start to its exit) against a temp storage
+holding one small sweep folder, in interleaved rounds beside a bare `python -c pass` for reference, all in the
+same environment. Prints the median (min-max) of each, then each command's median over the bare interpreter's.
+--quick: 2 rounds. Full run (estimate): 9 rounds of about 3 s: under a minute.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-
-def sweeper_cmd() -> list[str]:
-    script = Path(sys.executable).with_name("sweeper")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "sweeper"]
+from benchmarks.common import Measures, bench_env, interleave, run_timed, spread, sweeper_cmd
 
 
 def fake_storage(root: Path) -> Path:
@@ -43,33 +40,30 @@ def fake_storage(root: Path) -> Path:
     return root / "runs"
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - started
+def timed(cmd: list[str], env: dict[str, str], i: int) -> Measures:
+    return {"command_s": run_timed(cmd, env).seconds}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--runs", type=int, default=None, help="rounds; default 9 (2 with --quick)")
+    parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "SWEEPER_STORAGE": str(fake_storage(Path(tmp))), "COLUMNS": "100"}
+        env = bench_env(SWEEPER_STORAGE=str(fake_storage(Path(tmp))), COLUMNS="100")
         cases = {
             "python -c pass": [sys.executable, "-c", "pass"],
             "sweeper --help": [*sweeper_cmd(), "--help"],
             "sweeper list": [*sweeper_cmd(), "list"],
             "sweeper status": [*sweeper_cmd(), "status", "bench"],
         }
-        times: dict[str, list[float]] = {name: [] for name in cases}
-        for _ in range(args.runs):  # interleaved, so a busy moment of the machine hits every case alike
-            for name, cmd in cases.items():
-                times[name].append(timed(cmd, env))
+        sides = {name: partial(timed, cmd, env) for name, cmd in cases.items()}
+        results = interleave(sides, args.runs or (2 if args.quick else 9), echo=lambda line: None)
+    times = {name: [m["command_s"] for m in runs] for name, runs in results.items()}
     base = statistics.median(times["python -c pass"])
     for name, values in times.items():
-        med = statistics.median(values)
-        print(f"{name:16s} median {med:.3f} s  (min {min(values):.3f}, max {max(values):.3f}, n={len(values)})"
-              + ("" if name.startswith("python") else f"  = {med / base:.1f}x bare python"))
+        print(f"{name:16s} {spread(values, 3)} s, n={len(values)}"
+              + ("" if name.startswith("python") else f"  = {statistics.median(values) / base:.1f}x bare python"))
 
 
 if __name__ == "__main__":
