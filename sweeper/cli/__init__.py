@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import typer
 
+from sweeper.cli.export import evaluate, export
+from sweeper.cli.extend import extend
 from sweeper.cli.group import OneLineErrors
 from sweeper.cli.report import report
 from sweeper.cli.runs import launch, resume
@@ -30,6 +32,9 @@ def main() -> None:
 
 app.command()(launch)
 app.command("resume")(resume)
+app.command()(extend)
 app.command()(report)
 app.command()(status)
 app.command("list")(list_sweeps)
+app.command()(export)
+app.command()(evaluate)

@@ -69,6 +69,9 @@ def launch(
     max_failures: Annotated[
         int, typer.Option(help="Retry a failed trial up to N times from its last checkpoint.")
     ] = 0,
+    warm_start: Annotated[
+        str | None, typer.Option(help="search: tpe starts from the ended trials of this sweep (under --storage).")
+    ] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -83,16 +86,18 @@ def launch(
     if name is not None and not valid_name(name):
         raise SweeperError(f"--name {name!r}: a sweep name is letters, digits and _ . - (not first)")
     if dry_run:
+        from sweeper.run.calibrate import timing
         from sweeper.watch.dryrun import print_dry_run
 
-        print_dry_run(space, console)
+        print_dry_run(space, console, timing(space))
         return
     from sweeper.run.sweep import launch as run_launch
 
     where = storage_of(storage)
     if_exists: Literal["refuse", "resume", "overwrite"] = "resume" if resume else "overwrite" if overwrite else "refuse"
     outcome = run_launch(space, where, name=name, address=address, data_dir=data_dir, if_exists=if_exists,
-                         max_failures=max_failures, echo=plain, progress=_progress(quiet, verbose), verbose=verbose)
+                         max_failures=max_failures, echo=plain, progress=_progress(quiet, verbose), verbose=verbose,
+                         warm_start=warm_start)
     _finish(outcome, where)
 
 

@@ -57,8 +57,9 @@ class ParquetRecorder(tune.Callback):
     """Feeds every reported epoch and every trial's end into a ResultsWriter, and into `progress` if given."""
 
     def __init__(self, folder: SweepFolder, space: Space, echo: Callable[[str], Any] | None = print,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, runs: SweepFolder | None = None) -> None:
         self.folder, self.space, self.echo, self.progress = folder, space, echo, progress
+        self.runs = runs or folder  # the Ray experiment's folder: the sweep's, or an extension's inside it
         self.asha = space.spec.scheduler.type == "asha"
         self.writer: ResultsWriter | None = None
 
@@ -81,8 +82,8 @@ class ParquetRecorder(tune.Callback):
     def _backfill(self) -> None:
         """Epochs a killed driver reported but had not yet written: Ray's per-trial result.json has them."""
         writer = self._writer()
-        for entry in self.folder.list(folders_only=True):  # one per trial
-            text = self.folder.read_bytes(f"{entry}/result.json")
+        for entry in self.runs.list(folders_only=True):  # one per trial
+            text = self.runs.read_bytes(f"{entry}/result.json")
             for line in (text or b"").decode(errors="replace").splitlines():
                 try:
                     result = json.loads(line)
@@ -106,7 +107,7 @@ class ParquetRecorder(tune.Callback):
         writer = self._writer()
         params = self.space.trial_params(trial.config)
         writer.set_params(trial.trial_id, trial.config.get("variant"), params.recorded())
-        row = writer.trial(trial.trial_id, state=TrialState.RUNNING.value, error=None)
+        row = writer.trial(trial.trial_id, state=TrialState.RUNNING.value, error=None, config_id=params.config_id())
         if self.progress is not None:
             self.progress.trial_started(row)
 

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sweeper.errors import SweeperError
-from sweeper.run import cluster, preflight, raylog
+from sweeper.run import calibrate, cluster, preflight, raylog
 from sweeper.run import data as data_mod
+from sweeper.run.extend import current_runs, reconcile, warm_start_rows
 from sweeper.run.recorder import ParquetRecorder, Progress
+from sweeper.run.search import model_plan
 from sweeper.run.tuner import init_ray, new_tuner, restore_tuner
 from sweeper.spec.loader import load_text
 from sweeper.spec.space import Space
@@ -100,11 +102,13 @@ def _run(tuner: Any, folder: SweepFolder, run_state: dict[str, Any], command: st
 def launch(
     space: Space, storage: Storage, name: str | None = None, address: str | None = None, data_dir: str | None = None,
     if_exists: Literal["refuse", "resume", "overwrite"] = "refuse", max_failures: int = 0,
-    echo: Echo | None = print, progress: Progress | None = None, verbose: bool = False,
+    echo: Echo | None = print, progress: Progress | None = None, verbose: bool = False, warm_start: str | None = None,
 ) -> Outcome:
     """Run the sweep to its end (or an interrupt) in `<storage>/<name>/`. `progress`: where to report (the live
-    view); `verbose`: let Ray's own output through rather than into the sweep's ray.log."""
+    view); `verbose`: let Ray's own output through rather than into the sweep's ray.log; `warm_start`: a sweep
+    under the same storage whose ended trials a TPE search starts from."""
     folder = storage.folder(name or space.name)
+    past = warm_start_rows(storage, warm_start, space) if warm_start else None
     exists = folder.exists()
     if exists and if_exists == "resume":
         return resume(folder.name, storage, address=address, data_dir=data_dir, space=space, echo=echo,
@@ -120,14 +124,20 @@ def launch(
     data_dir = str(Path(data_dir).expanduser().resolve()) if data_dir else None
     splits = data_mod.load(data_dir, space.spec.data)  # before anything is written: a bad folder starts nothing
     cluster.join(address, storage, lambda a: init_ray(a, verbose))  # a cluster: all nodes must see storage
+    timing = calibrate.timing(space, address)  # seconds per epoch per architecture (cached), trials at once
     with locked(folder), raylog.ray_output(folder, verbose):
         if exists and if_exists == "overwrite":
             folder.clear(keep=(LOCK_FILE,))  # on every kind of storage: old and new trials never mix
         init_ray(address, verbose)
         folder.write_text(SPEC_FILE, space.text)
-        run_state = state.new_state(space, data_dir)
+        run_state = state.new_state(space, data_dir) | timing
         recorder = ParquetRecorder(folder, space, echo, progress)
-        tuner = new_tuner(space, folder, splits, max_failures, recorder)
+        plan = None if past is None else model_plan(space, folder, past=past)
+        if plan is not None and echo is not None:
+            notes = plan.notes
+            skipped = f"; {len(notes)} skipped ({notes[0]}{', ...' if len(notes) > 1 else ''})" if notes else ""
+            echo(f"warm start: TPE starts from {plan.learned} configurations of {warm_start!r}{skipped}")
+        tuner = new_tuner(space, folder, splits, max_failures, recorder, plan)
         return _run(tuner, folder, run_state, "launch", space, progress)
 
 
@@ -160,12 +170,17 @@ def resume(
     data_dir = data_dir or run_state.get("data_dir")
     splits = data_mod.load(data_dir, stored.spec.data)
     cluster.join(address, storage, lambda a: init_ray(a, verbose))
+    runs = current_runs(folder, run_state)  # the latest Ray experiment: the launch's, or the last extension's
+    if "seconds_per_epoch" not in run_state:  # launched before the time model existed
+        run_state |= calibrate.timing(stored, address)
     with locked(folder), raylog.ray_output(folder, verbose):
         if space is not None and space.text != stored.text:
             # Only keys that leave the trials alone changed (resources, max_concurrent, description): record them.
             folder.write_text(SPEC_FILE, space.text)
             run_state["fingerprint"] = state.fingerprint(space)
         init_ray(address, verbose)
-        recorder = ParquetRecorder(folder, stored, echo, progress)
-        tuner = restore_tuner(folder, stored, splits, errored, recorder)
+        if stored.search != "grid":
+            reconcile(folder, runs)  # Ray's last snapshot may predate trials.parquet's last write
+        recorder = ParquetRecorder(folder, stored, echo, progress, runs=runs)
+        tuner = restore_tuner(runs, stored, splits, errored, recorder)
         return _run(tuner, folder, run_state, f"resume --errored {errored}", stored, progress)

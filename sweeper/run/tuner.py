@@ -1,5 +1,5 @@
-"""The only place that builds Ray Tune's objects: the param space, the scheduler, the trainable with its data,
-and the Tuner (a new one, or one restored from a sweep's folder). Ray starts here too.
+"""Where Ray Tune's objects are built: the scheduler, the trainable with its data, and the Tuner (a new one, or one
+restored from a sweep's folder), with the param space and search algorithm search.py plans. Ray starts here too.
 
 Local by default: Ray starts in-process with the dashboard off. `address` joins an existing cluster
 (`auto`, `HOST:PORT` or `ray://HOST:10001`). The data is loaded once in the driver and reaches every
@@ -15,6 +15,9 @@ from typing import Any
 from sweeper.errors import SweeperError
 from sweeper.run.data import Splits
 from sweeper.run.recorder import ParquetRecorder
+from sweeper.run.search import SearchPlan
+from sweeper.run.search import plan as search_plan
+from sweeper.run.searcher import searcher_of
 from sweeper.spec.space import Space
 from sweeper.store.storage import SweepFolder
 
@@ -79,17 +82,20 @@ def trainable(space: Space, splits: Splits) -> Any:
     )
 
 
-def new_tuner(space: Space, folder: SweepFolder, splits: Splits, max_failures: int, recorder: ParquetRecorder) -> Any:
+def new_tuner(space: Space, folder: SweepFolder, splits: Splits, max_failures: int, recorder: ParquetRecorder,
+              plan: SearchPlan | None = None) -> Any:
+    """A Tuner for a new Ray experiment in `folder` (the sweep's, or an extension's inside it); `plan`: how trials
+    are chosen (default: search.plan, the whole space)."""
     from ray import tune
-    from ray.tune.search import BasicVariantGenerator
 
     spec = space.spec
+    chosen = plan or search_plan(space, folder)
     return tune.Tuner(
         trainable(space, splits),
-        param_space=param_space(space),
+        param_space=chosen.param_space,
         tune_config=tune.TuneConfig(
-            metric=spec.metric, mode=spec.mode, scheduler=scheduler(space), num_samples=spec.num_samples,
-            search_alg=BasicVariantGenerator(random_state=spec.seed, max_concurrent=spec.max_concurrent or 0),
+            metric=spec.metric, mode=spec.mode, scheduler=scheduler(space), num_samples=chosen.num_samples,
+            search_alg=chosen.search_alg,
             reuse_actors=True,  # a new trial reuses a finished trial's process: no fresh torch import per trial
         ),
         run_config=tune.RunConfig(
@@ -100,8 +106,6 @@ def new_tuner(space: Space, folder: SweepFolder, splits: Splits, max_failures: i
             verbose=0,
         ),
     )
-
-
 
 
 CHECKPOINT_PREFIX = "checkpoint_"  # Ray's checkpoint folders in a trial's folder: checkpoint_000000, ...
@@ -161,4 +165,7 @@ def restore_tuner(folder: SweepFolder, space: Space, splits: Splits, errored: st
         raise SweeperError("resuming a sweep through Ray Client (ray://) is not supported; use --address HOST:PORT")
     run_config = internal.get_run_config()
     run_config.callbacks = [c for c in run_config.callbacks or [] if not isinstance(c, ParquetRecorder)] + [recorder]
+    searcher = searcher_of(internal._tune_config.search_alg)
+    if searcher is not None:  # it reads trials.parquet where this process finds it (see SweepSearch.restore)
+        searcher.folder = recorder.folder
     return tuner

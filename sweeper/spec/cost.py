@@ -5,15 +5,28 @@ Cost is counted in trial-epochs. Each trial's budget is the sweep's `epochs`, or
 smaller (slides.yaml's variants run 10 to 100 epochs each). Under ASHA a trial is expected to pass k rungs with
 probability max(1/rf^k, 1/trials): the scheduler keeps the top 1/rf at each rung, and at least one trial
 goes on.
+
+Time is trial-epochs times seconds per epoch. An epoch's cost depends on the trial's architecture only (ARCH_KEYS
+and the data sizes); sweeper/run/calibrate.py measures seconds per epoch per architecture on this machine, launch
+stores them in sweep.json, and the arithmetic here turns them into the dry run's expected wall time and the
+live view's time left: each trial's expected (remaining) epochs x its architecture's seconds per epoch, packed in
+order onto the trials that run at once (list scheduling), plus a fixed start-up cost.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
+import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sweeper.spec.space import Space
+from sweeper.errors import SweeperError
+from sweeper.spec.conditions import VARIANT
+from sweeper.spec.params import TrialParams, applies
+from sweeper.spec.schema import DataSpec, SweepSpec
+from sweeper.spec.space import Axis, Space
 
 
 @dataclass(frozen=True)
@@ -45,7 +58,7 @@ class CostModel:
 class Cost:
     """What a sweep costs: per-trial budgets, the full run, and the scheduler's expectation."""
 
-    budgets: tuple[int, ...]  # epochs each trial may run, in expansion order
+    budgets: tuple[int, ...]  # epochs each trial may run, in expansion order (random/tpe: the largest a draw has)
     model: CostModel
     asha: bool
 
@@ -79,11 +92,128 @@ def trial_budget(space: Space, point: dict[str, Any]) -> int:
     return min(space.spec.epochs, own or space.spec.epochs)
 
 
+def budgets(space: Space) -> tuple[int, ...]:
+    """Each planned trial's epoch budget: grid search in run order; random and TPE search, which draw the variant,
+    at the largest budget a drawn trial can have."""
+    if space.search != "grid":
+        return (max(trial_budget(space, p) for p in space.grid_points()),) * space.num_trials
+    return tuple(trial_budget(space, p) for p in space.grid_trials())
+
+
 def cost(space: Space) -> Cost:
     spec, sched = space.spec, space.spec.scheduler
-    budgets = tuple(trial_budget(space, p) for p in space.grid_points() for _ in range(spec.num_samples))
+    budgets_ = budgets(space)
     if sched.type != "asha":
-        return Cost(budgets, CostModel(), asha=False)
+        return Cost(budgets_, CostModel(), asha=False)
     model = CostModel(asha_milestones(spec.epochs, sched.grace_period, sched.reduction_factor),
-                      sched.reduction_factor, 1.0 / max(len(budgets), 1))
-    return Cost(budgets, model, asha=True)
+                      sched.reduction_factor, 1.0 / max(len(budgets_), 1))
+    return Cost(budgets_, model, asha=True)
+
+
+# -- time -------------------------------------------------------------------------------------------------------
+
+# The keys that decide what an epoch costs (besides the data sizes and the threads a trial has).
+ARCH_KEYS = ("model", "hidden", "conv_layers", "filters", "kernel_size", "padding", "pooling", "pool_every", "dense",
+             "batch_norm", "batch_size")
+TRAIN_FILE_IMAGES = 60_000  # Fashion-MNIST's training file: train + validation
+# Fixed cost of a local launch besides its epochs: imports, data load, Ray start, the trials' worker processes
+# (torch import), shutdown. Measured on the shared 2-core dev machine (loaded): a 2-trial, 3-epoch CNN sweep on
+# 2,000 images took 33 s of wall time for about 4 s of packed epochs, so ~28 s.
+STARTUP_S = 28.0
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, str | bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return int(value) if float(value).is_integer() else float(value)
+    try:
+        return [_norm(v) for v in value]  # lists, tuples, numpy arrays from Parquet
+    except TypeError:
+        return str(value)
+
+
+def architecture(values: Mapping[str, Any]) -> str:
+    """The key of an epoch's cost: the ARCH_KEYS that apply to the trial's model, a missing or null one at its
+    default (trials.parquet records a key that does not apply as null)."""
+    fields = TrialParams.model_fields
+    model = values.get("model") or fields["model"].default
+    parts = []
+    for key in ARCH_KEYS:
+        if key != "model" and not applies(key, {str(model)}):
+            continue
+        value = values.get(key)
+        if value is None or (isinstance(value, float) and value != value):
+            value = fields[key].default
+        parts.append(f"{key}={_norm(value if key != 'model' else model)}".replace(" ", ""))
+    return " ".join(parts)
+
+
+def row_architecture(row: Mapping[str, Any]) -> str:
+    """A trials.parquet (or live) row's architecture, from its param_ columns."""
+    return architecture({k[len("param_"):]: v for k, v in row.items() if k.startswith("param_")})
+
+
+def data_sizes(data: DataSpec) -> tuple[int, int]:
+    """(train, validation) images an epoch trains on and evaluates, from the data spec (data.py's split)."""
+    val = int(round(TRAIN_FILE_IMAGES * data.val_fraction))
+    return data.train_subset or TRAIN_FILE_IMAGES - val, data.val_subset or val
+
+
+def threads(cpu: float) -> int:
+    """Torch threads a trial with `cpu` CPUs uses (run/trainable.py sets the same)."""
+    return max(1, math.ceil(cpu))
+
+
+def trials_at_once(spec: SweepSpec, cpus: int, trials: int) -> int:
+    """How many trials run at once on `cpus` CPUs: max_concurrent, the CPUs each trial asks for, the trial count."""
+    fit = max(int(cpus // spec.resources.cpu), 1) if spec.resources.cpu > 0 else trials
+    return max(min(fit, spec.max_concurrent or fit, trials), 1)
+
+
+def _draw(axis: Axis, rng: random.Random) -> Any:
+    lo, hi = axis.values[0], axis.values[-1]
+    if axis.kind in ("grid", "choice"):
+        return rng.choice(axis.values)
+    if axis.kind == "uniform":
+        return rng.uniform(lo, hi)
+    if axis.kind == "loguniform":
+        return math.exp(rng.uniform(math.log(lo), math.log(hi)))
+    return rng.randint(lo, hi)
+
+
+def trial_architectures(space: Space) -> tuple[str, ...]:
+    """Each planned trial's architecture, aligned with `budgets(space)`: grid search in run order, random axes
+    drawn (seeded); random and TPE search: `num_trials` seeded draws of the variant and every axis."""
+    rng = random.Random(space.spec.seed)
+    if space.search == "grid":
+        configs = [p | {a.key: _draw(a, rng) for a in space.random_axes} for p in space.grid_trials()]
+    else:
+        variants = list(space.variants)
+        configs = [({VARIANT: rng.choice(variants)} if variants else {}) | {a.key: _draw(a, rng) for a in space.axes}
+                   for _ in range(space.num_trials)]
+    out = []
+    for config in configs:
+        try:
+            out.append(architecture(space.trial_params(config).model_dump()))
+        except (SweeperError, ValueError):  # a draw the space rejects: the variant's base configuration
+            out.append(architecture(space.base_values(config.get(VARIANT))))
+    return tuple(out)
+
+
+def pack(works: Sequence[float], slots: int, busy: Sequence[float] = ()) -> float:
+    """List scheduling: when the last of `works` ends, each started in order on whichever of `slots` frees first,
+    while `busy` slots still have that much work of their own (running trials)."""
+    heap = sorted(busy) + [0.0] * max(slots - len(busy), 0) or [0.0]
+    heapq.heapify(heap)
+    for work in works:
+        heapq.heappush(heap, heapq.heappop(heap) + work)
+    return max(heap)
+
+
+def expected_wall(c: Cost, archs: Sequence[str], seconds: Mapping[str, float], slots: int,
+                  startup: float = STARTUP_S) -> float:
+    """Seconds a sweep is expected to take: each trial's expected epochs x its architecture's seconds per epoch,
+    packed onto `slots` trials at once, plus the start-up."""
+    works = [c.model.expected(b) * seconds[a] for b, a in zip(c.budgets, archs, strict=True)]
+    return startup + pack(works, slots)

@@ -1,10 +1,10 @@
 """YAML search space file -> validated Space; every violation is one line naming file, key and rule.
 
-A search space has top-level settings (metric, epochs, scheduler, resources, data), optional named
-`variants` (fixed base configurations, e.g. the study's ten rows) and `parameters`: each trial key is a
-literal or one of grid / choice / uniform / loguniform / randint. A key searched in `parameters` may not be
-fixed by a variant. Everything is checked here, before Ray starts, including that every reachable trial
-can be built.
+A search space has top-level settings (metric, epochs, scheduler, search, repeats, resources, data), optional
+named `variants` (fixed base configurations, e.g. the study's ten rows) and `parameters`: each trial key is a
+literal or one of grid / choice / uniform / loguniform / randint, optionally with a `when` condition
+(spec/conditions.py). A key searched in `parameters` may not be fixed by a variant; random and TPE search take
+no grid axes. Everything is checked here, before Ray starts, including that every reachable trial can be built.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sweeper.errors import SweeperError, did_you_mean
+from sweeper.spec.conditions import check as check_conditions
+from sweeper.spec.conditions import parse_when
 from sweeper.spec.metrics import METRICS
 from sweeper.spec.params import ARCHITECTURE_KEYS, PARAM_KEYS, TrialFields, check_feasible
 from sweeper.spec.schema import DOMAINS, NAME_PATTERN, SweepSpec
@@ -115,6 +117,13 @@ def _validate_value(path: Path, where: str, key: str, value: Any) -> None:
 
 def _parse_axis(path: Path, key: str, raw: dict[str, Any]) -> Axis:
     where = f"parameters.{key}"
+    raw = dict(raw)
+    when = parse_when(path, where, key, raw.pop("when")) if "when" in raw else {}
+    if when and not raw:
+        raise SweeperError(
+            f"{path}: key {where!r}: `when` needs a search domain ({', '.join(DOMAINS)}); a literal applies to every "
+            f"trial (for a value only when the condition holds, write {{choice: [VALUE], when: ...}})"
+        )
     if len(raw) != 1 or next(iter(raw)) not in DOMAINS:
         found = ", ".join(map(str, raw)) or "nothing"
         near = _nearest(str(next(iter(raw), "")), DOMAINS) if len(raw) == 1 else ""
@@ -144,7 +153,25 @@ def _parse_axis(path: Path, key: str, raw: dict[str, Any]) -> Axis:
         raise SweeperError(f"{path}: key {where!r}: values must be distinct, but got {values!r}")
     for v in values:
         _validate_value(path, where, key, v)
-    return Axis(key, kind, list(values))
+    return Axis(key, kind, list(values), when)
+
+
+def _check_search(space: Space) -> None:
+    """Rules of the search type and of repeats: every axis is drawn under random/TPE; repeats sets the seeds."""
+    spec, path = space.spec, space.path
+    if space.search != "grid":
+        for axis in (a for a in space.axes if a.kind == "grid"):
+            raise SweeperError(
+                f"{path}: key 'parameters.{axis.key}.grid': search type {space.search!r} draws every axis, so a "
+                f"grid is never exhausted; use choice: {axis.values!r} (or search type grid)"
+            )
+    seeded = [f"parameters.{a.key}" for a in space.axes if a.key == "seed"]
+    seeded += [f"variant {n!r}" for n, v in space.variants.items() if "seed" in v]
+    if spec.repeats > 1 and seeded:
+        raise SweeperError(
+            f"{path}: key 'repeats': repeats {spec.repeats} trains every configuration with seeds "
+            f"{space.seeds()[0]}..{space.seeds()[-1]}, but {seeded[0]} sets the seed too; keep one of them"
+        )
 
 
 REFERENCE_METRICS = METRICS  # a variant's `reference` may name any of them
@@ -268,5 +295,7 @@ def load_text(text: str, path: Path) -> Space:
     references = {v["name"]: v["reference"] for v in spec.variants if v.get("reference")}
     space = Space(path=path, spec=spec, text=text, literals=literals, axes=axes, variants=variants,
                   references=references)
+    _check_search(space)
+    check_conditions(space)
     _check_trials(space)
     return space

@@ -6,11 +6,13 @@ study is silent (batch size 32, SGD lr 0.01, Adam lr 0.001, no momentum).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import hashlib
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, PositiveInt, PrivateAttr, model_validator
 
-DEFAULT_LR = {"sgd": 0.01, "adam": 0.001}
+DEFAULT_LR = {"sgd": 0.01, "adam": 0.001, "adamw": 0.001}
 
 # Keys that decide the network's shape: a search over any of them is checked for feasibility up front.
 ARCHITECTURE_KEYS = (
@@ -22,7 +24,24 @@ KEY_MODELS = {
     **{k: {"cnn"} for k in ("conv_layers", "filters", "kernel_size", "padding", "pooling", "pool_every", "dense")},
     "hidden": {"mlp"},
     "dropout": {"mlp", "cnn"},
+    "batch_norm": {"mlp", "cnn"},
 }
+
+
+def _filters(value: Any) -> int | list[int]:
+    """`filters`: one channel count for every conv layer, or a list with one per conv layer."""
+    def positive(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    if positive(value):
+        return int(value)
+    if isinstance(value, list | tuple) and value and all(positive(v) for v in value):
+        return [int(v) for v in value]
+    raise ValueError("must be a positive integer, or a non-empty list of them with one per conv layer "
+                     "(e.g. [32, 64])")
+
+
+Filters = Annotated[int | list[int], PlainValidator(_filters)]
 
 
 class TrialFields(BaseModel):
@@ -33,14 +52,14 @@ class TrialFields(BaseModel):
     model: Literal["logreg", "mlp", "cnn"] = "cnn"  # which builder in sweeper.models.MODELS
     hidden: list[PositiveInt] = []  # mlp: units of each hidden layer, e.g. [256, 128]
     conv_layers: PositiveInt = 2  # cnn: number of conv-relu layers
-    filters: PositiveInt = 32  # cnn: channels of every conv layer
+    filters: Filters = 32  # cnn: channels of every conv layer, or a list with one per conv layer ([32, 64])
     kernel_size: PositiveInt = 3  # cnn: square kernel side
     padding: Literal["valid", "same"] = "valid"  # cnn: Keras' default is "valid"
     pooling: Literal["max", "avg", "none"] = "max"  # cnn: 2x2 pooling kind
     pool_every: PositiveInt = 1  # cnn: pool after every N conv layers (2 = conv-conv-pool blocks)
     dense: list[PositiveInt] = []  # cnn: hidden units of an MLP head after the conv stack ([] = none)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # after every pooling block and hidden dense layer
-    optimizer: Literal["sgd", "adam"] = "sgd"
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float | None = Field(None, gt=0.0)  # None: Keras' default for the optimizer
     momentum: float = Field(0.0, ge=0.0, lt=1.0)  # sgd only
     nesterov: bool = False  # sgd only; needs momentum > 0
@@ -49,10 +68,21 @@ class TrialFields(BaseModel):
     early_stopping_patience: int = Field(0, ge=0)  # epochs without val_loss improvement; 0 = off
     max_epochs: PositiveInt | None = None  # this trial's own epoch budget (<= the sweep's epochs)
     seed: int = 0
+    # Beyond the study: each default is what the study did, so a trial that leaves these alone trains as before.
+    batch_norm: bool = False  # cnn: BatchNorm2d after each conv (before relu); mlp/cnn: BatchNorm1d per dense layer
+    lr_schedule: Literal["none", "cosine", "onecycle", "step"] = "none"  # run/schedules.py: over the trial's budget
+    lr_step_size: PositiveInt = 10  # step: epochs between learning-rate drops
+    lr_gamma: float = Field(0.1, gt=0.0, le=1.0)  # step: factor of each drop
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)  # training loss only; evaluation is plain cross-entropy
+    augment_shift: int = Field(0, ge=0, lt=28)  # training only: random shift of each image by up to N pixels
+    augment_flip: bool = False  # training only: random horizontal flip of each image
 
 
 class TrialParams(TrialFields):
     """One trial's whole configuration: the keys plus the rules that tie keys together."""
+
+    # Searched keys whose `when` did not hold for this trial: they keep their default and are recorded as null.
+    _inactive: frozenset[str] = PrivateAttr(default_factory=frozenset)
 
     @model_validator(mode="after")
     def _optimizer_options(self) -> TrialParams:
@@ -64,11 +94,27 @@ class TrialParams(TrialFields):
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
 
+    @property
+    def inactive(self) -> frozenset[str]:
+        """Keys that do not apply to this trial: its model family's (an MLP has no filters) and searched keys
+        whose `when` did not hold."""
+        return frozenset(k for k in PARAM_KEYS if not applies(k, {self.model})) | self._inactive
+
+    def with_inactive(self, keys: set[str] | frozenset[str]) -> TrialParams:
+        self._inactive = frozenset(keys)
+        return self
+
     def recorded(self) -> dict[str, Any]:
         """Every key as trials.parquet records it: the learning rate resolved, and None for a key that does not
-        apply to this trial's model family (an MLP has no filters)."""
+        apply to this trial (see `inactive`)."""
         values = self.model_dump() | {"lr": self.learning_rate}
-        return {k: (v if applies(k, {self.model}) else None) for k, v in values.items()}
+        off = self.inactive
+        return {k: (None if k in off else v) for k, v in values.items()}
+
+    def config_id(self) -> str:
+        """A short stable hash of the configuration without its seed: replicates (repeats) share it."""
+        recorded = {k: v for k, v in self.recorded().items() if k != "seed"}
+        return hashlib.sha1(json.dumps(recorded, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def applies(key: str, models: set[str]) -> bool:
@@ -82,6 +128,16 @@ PARAM_KEYS: tuple[str, ...] = tuple(TrialParams.model_fields)
 IMAGE_SIDE = 28
 
 
+def conv_filters(p: TrialParams) -> list[int]:
+    """Output channels of each conv layer: `filters` repeated, or its per-layer list (one entry per conv layer)."""
+    if isinstance(p.filters, int):
+        return [p.filters] * p.conv_layers
+    if len(p.filters) != p.conv_layers:
+        raise ValueError(f"filters {p.filters} has {len(p.filters)} entries but conv_layers is {p.conv_layers}; "
+                         "a list gives one per conv layer")
+    return list(p.filters)
+
+
 def cnn_plan(p: TrialParams, side: int = IMAGE_SIDE) -> list[tuple[str, int]]:
     """The CNN's layers as (kind, side after it); raises ValueError if the input is too small for them.
 
@@ -89,6 +145,7 @@ def cnn_plan(p: TrialParams, side: int = IMAGE_SIDE) -> list[tuple[str, int]]:
     `pool_every`-th conv layer a 2x2 pool (unless pooling is "none") then dropout. Then flatten,
     the optional dense head, and a linear layer to the 10 classes.
     """
+    conv_filters(p)  # a per-layer list must match conv_layers
     plan: list[tuple[str, int]] = []
     for i in range(1, p.conv_layers + 1):
         if p.kernel_size > side:

@@ -10,6 +10,7 @@ from sweeper.spec.metrics import EPOCH_METRICS, Mode, mode_of
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 DOMAINS = ("grid", "choice", "uniform", "loguniform", "randint")
+SEARCH_TYPES = ("grid", "random", "tpe")
 
 
 class SchedulerSpec(BaseModel):
@@ -17,6 +18,20 @@ class SchedulerSpec(BaseModel):
     type: Literal["asha", "fifo"] = "asha"
     grace_period: PositiveInt = 1  # epochs every trial gets before ASHA may stop it
     reduction_factor: float = Field(3.0, gt=1.0)  # keep the top 1/rf at each rung
+
+
+class SearchSpec(BaseModel):
+    """How trials are chosen: every combination (grid), or `num_samples` draws (random, or TPE that learns)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["grid", "random", "tpe"] = "grid"
+    startup_trials: PositiveInt | None = None  # tpe: random draws before TPE models (None: Optuna's 10)
+
+    @model_validator(mode="after")
+    def _startup_for_tpe(self) -> SearchSpec:
+        if self.startup_trials is not None and self.type != "tpe":
+            raise ValueError(f"startup_trials is for search type tpe only, but the type is {self.type!r}")
+        return self
 
 
 class ResourcesSpec(BaseModel):
@@ -44,7 +59,9 @@ class SweepSpec(BaseModel):
     mode: Mode = "max"  # default: max for accuracy, min for loss
     epochs: PositiveInt = 10  # max epochs per trial (ASHA's max_t)
     scheduler: SchedulerSpec = SchedulerSpec()
-    num_samples: PositiveInt = 1  # draws of the random axes per grid point
+    search: SearchSpec = SearchSpec()
+    num_samples: PositiveInt = 1  # grid: draws of the random axes per grid point; random/tpe: the trial budget
+    repeats: PositiveInt = 1  # seeds per configuration (seed, seed+1, ...): replicates share a config_id
     max_concurrent: PositiveInt | None = None  # None: as many as resources allow
     resources: ResourcesSpec = ResourcesSpec()
     data: DataSpec = DataSpec()

@@ -1,17 +1,21 @@
-"""A validated search space: its axes, variants and literals, the grid it expands to, and one trial's params.
+"""A validated search space: its axes, variants and literals, the trials it plans, and one trial's params.
 
-Every trial is one variant (or the implicit base when there are none) x one point of the grid x `num_samples`
-draws of the random axes. A variant's keys override literal parameters.
+Search `grid` (the default): every trial is one variant (or the implicit base when there are none) x one point of
+the grid x `num_samples` draws of the random axes x `repeats` seeds. A conditional grid axis (spec/conditions.py)
+multiplies only the points where its condition holds. Search `random` and `tpe`: `num_samples` x `repeats` trials;
+every axis is drawn (random uniformly, TPE from what earlier trials scored), a variant is one more categorical
+choice, and a key whose condition fails is not drawn. A variant's keys override literal parameters.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from sweeper.spec.params import TrialParams
+from sweeper.spec.conditions import DEFAULTS, VARIANT, When, dependencies, same, topological
+from sweeper.spec.params import KEY_MODELS, TrialParams
 from sweeper.spec.schema import SweepSpec
 
 
@@ -22,11 +26,24 @@ class Axis:
     key: str
     kind: str  # one of DOMAINS
     values: list[Any]  # grid/choice values, or [low, high]
+    when: When = field(default_factory=dict)  # key -> the values it must hold for this axis to apply
 
     def describe(self) -> str:
         if self.kind in ("grid", "choice"):
-            return f"{self.kind}{self.values}"
-        return f"{self.kind}({self.values[0]}, {self.values[1]})"
+            text = f"{self.kind}{self.values}"
+        else:
+            text = f"{self.kind}({self.values[0]}, {self.values[1]})"
+        return text + (f" when {self.describe_when()}" if self.when else "")
+
+    def value_of(self, given: Any) -> Any:
+        """A value from a Ray config: a list-valued grid or choice value may come as its text ("[256, 128]"; Ray
+        would read a list in a preset point as nested keys)."""
+        if isinstance(given, str) and self.kind in ("grid", "choice"):
+            return next((v for v in self.values if isinstance(v, list) and str(v) == given), given)
+        return given
+
+    def describe_when(self) -> str:
+        return ", ".join(f"{k}={'|'.join(map(str, v))}" for k, v in self.when.items())
 
 
 @dataclass
@@ -46,30 +63,125 @@ class Space:
         return self.spec.name or self.path.stem
 
     @property
+    def search(self) -> str:
+        """grid, random or tpe."""
+        return self.spec.search.type
+
+    @property
     def grid_axes(self) -> list[Axis]:
-        return [a for a in self.axes if a.kind == "grid"]
+        return [a for a in self.ordered_axes if a.kind == "grid"]
 
     @property
     def random_axes(self) -> list[Axis]:
-        return [a for a in self.axes if a.kind != "grid"]
+        return [a for a in self.ordered_axes if a.kind != "grid"]
+
+    @cached_property
+    def ordered_axes(self) -> list[Axis]:
+        """The axes, each after the keys its condition reads (YAML order otherwise)."""
+        keys = {a.key for a in self.axes}
+        order = topological([a.key for a in self.axes], {a.key: dependencies(a, keys) for a in self.axes})
+        by_key = {a.key: a for a in self.axes}
+        return [by_key[k] for k in order]
+
+    # -- conditions -----------------------------------------------------------------------------------------
+
+    def base_values(self, variant: str | None) -> dict[str, Any]:
+        """A trial's fixed keys: literals, overridden by the variant's keys (with `variant` itself)."""
+        values = {**self.literals, **self.variants.get(variant or "", {})}
+        return values | ({VARIANT: variant} if variant is not None else {})
+
+    def applies(self, key: str, values: dict[str, Any], undecided: frozenset[str] = frozenset()) -> bool:
+        """Whether `key` applies to a trial whose keys decided so far are `values` (a searched key missing from
+        them is off). Keys in `undecided` are not known yet and count as holding (a grid over a random model)."""
+        for ref, allowed in self._conditions(key).items():
+            if ref in undecided:
+                continue
+            present, value = self._value(ref, values)
+            if not present or not any(same(value, a) for a in allowed):
+                return False
+        return True
+
+    def _conditions(self, key: str) -> When:
+        axis = next((a for a in self.axes if a.key == key), None)
+        own = dict(axis.when) if axis is not None else {}
+        if key in KEY_MODELS:
+            own["model"] = tuple(sorted(KEY_MODELS[key]))
+        return own
+
+    def _value(self, ref: str, values: dict[str, Any]) -> tuple[bool, Any]:
+        if ref == VARIANT:
+            return values.get(VARIANT) is not None, values.get(VARIANT)
+        if ref in values:
+            return ref == "model" or self.applies(ref, values), values[ref]
+        if any(a.key == ref for a in self.axes):
+            return False, None  # searched, but off for this trial
+        return True, DEFAULTS[ref]
+
+    # -- what runs ------------------------------------------------------------------------------------------
+
+    def variant_names(self) -> list[str | None]:
+        return list(self.variants) or [None]
 
     def grid_points(self) -> list[dict[str, Any]]:
-        """Variant x grid product, in the order Ray Tune expands it."""
-        names: list[str | None] = list(self.variants) or [None]
-        points = []
-        for variant in names:
-            for combo in itertools.product(*(a.values for a in self.grid_axes)):
-                point: dict[str, Any] = {} if variant is None else {"variant": variant}
-                point.update(zip((a.key for a in self.grid_axes), combo, strict=True))
-                points.append(point)
+        """Grid search: variant x the grid, a conditional axis only where it applies, in the order Ray runs them.
+        Random and TPE search: one point per variant (the first points TPE evaluates)."""
+        undecided = frozenset(a.key for a in self.random_axes)
+        points: list[dict[str, Any]] = []
+        for variant in self.variant_names():
+            partial: list[dict[str, Any]] = [{} if variant is None else {VARIANT: variant}]
+            for axis in self.grid_axes:
+                grown = []
+                for point in partial:
+                    values = self.base_values(variant) | point
+                    if self.applies(axis.key, values, undecided):
+                        grown += [{**point, axis.key: v} for v in axis.values]
+                    else:
+                        grown.append(point)
+                partial = grown
+            points += partial
         return points
+
+    def seeds(self) -> list[int]:
+        """The seeds of each configuration's replicates: seed, seed + 1, ... (`repeats` of them)."""
+        first = int(self.literals.get("seed", 0))
+        return [first + r for r in range(self.spec.repeats)]
+
+    def grid_trials(self) -> list[dict[str, Any]]:
+        """Grid search: every trial's fixed part (variant, grid values, seed when repeated), in run order; the
+        random axes are drawn for each."""
+        seeds = self.seeds() if self.spec.repeats > 1 else [None]
+        return [p | ({"seed": s} if s is not None else {})
+                for p in self.grid_points() for _ in range(self.spec.num_samples) for s in seeds]
+
+    def planned_per_variant(self) -> dict[str | None, int] | None:
+        """Grid search: the trials planned per variant (None: the space has none). Random and TPE search draw the
+        variant, so only the total (`num_trials`) is planned: None."""
+        if self.search != "grid":
+            return None
+        out: dict[str | None, int] = {}
+        for trial in self.grid_trials():
+            out[trial.get(VARIANT)] = out.get(trial.get(VARIANT), 0) + 1
+        return out
 
     @property
     def num_trials(self) -> int:
-        return len(self.grid_points()) * self.spec.num_samples
+        if self.search != "grid":
+            return self.spec.num_samples * self.spec.repeats
+        return len(self.grid_points()) * self.spec.num_samples * self.spec.repeats
 
     def trial_params(self, config: dict[str, Any]) -> TrialParams:
-        """Full trial params for a Ray config (variant name + sampled values)."""
-        values = {**self.literals, **{k: v for k, v in config.items() if k != "variant"}}
-        values.update(self.variants.get(config.get("variant") or "", {}))
-        return TrialParams.model_validate(values)
+        """Full trial params for a Ray config (variant name + sampled values): a searched key whose condition
+        fails keeps its default (and is recorded as null)."""
+        values = self.base_values(config.get(VARIANT))
+        searched = {a.key for a in self.axes}
+        values.update({k: v for k, v in config.items() if k != VARIANT and k not in searched})
+        values.update(self.variants.get(config.get(VARIANT) or "", {}))
+        off = set()
+        for axis in self.ordered_axes:
+            if axis.key in config and self.applies(axis.key, values):
+                values[axis.key] = axis.value_of(config[axis.key])
+            elif axis.when:
+                off.add(axis.key)
+        values.pop(VARIANT, None)
+        return TrialParams.model_validate(values).with_inactive(off)
+

@@ -19,12 +19,21 @@ if TYPE_CHECKING:  # pandas loads only where a frame is built
     import pandas as pd
 
 
+def _inferred(values: list[Any]) -> pa.Array:
+    """A column of values whose type Arrow infers; one that mixes types (`filters` as 32 in one trial and
+    "[32, 64]" in another) is stored as strings."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+
+
 def write_rows(folder: SweepFolder, file: str, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
     """Write rows (dicts) as Parquet atomically (temp + rename, or one object put): the columns of `schema` with
     its types, then any other key the rows have (param_<key> columns), its type inferred."""
     extra = list(dict.fromkeys(k for r in rows for k in r if k not in schema.names))
     arrays = [pa.array([r.get(n) for r in rows], type=schema.field(n).type) for n in schema.names]
-    arrays += [pa.array([r.get(n) for r in rows]) for n in extra]
+    arrays += [_inferred([r.get(n) for r in rows]) for n in extra]
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_arrays(arrays, names=[*schema.names, *extra]), buf)
     folder.write_bytes(file, buf.getvalue(), sync=True)

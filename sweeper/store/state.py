@@ -15,6 +15,7 @@ from typing import Any
 
 from sweeper import __version__
 from sweeper.errors import SweeperError
+from sweeper.spec.schema import SweepSpec
 from sweeper.spec.space import Space
 from sweeper.store.files import STATE_FILE
 from sweeper.store.storage import SweepFolder
@@ -41,8 +42,16 @@ def changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
     return keys
 
 
+def with_defaults(fp: dict[str, Any]) -> dict[str, Any]:
+    """A fingerprint with every setting a newer sweeper added (search, repeats, ...) at its default, so a sweep
+    launched before that setting existed compares equal to the same YAML loaded now."""
+    defaults = json.loads(SweepSpec().model_dump_json(exclude={"name"}))
+    return {k: ({**v, **fp[k]} if isinstance(v, dict) and isinstance(fp.get(k), dict) else fp.get(k, v))
+            for k, v in defaults.items()} | {k: v for k, v in fp.items() if k not in defaults}
+
+
 def trial_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    return [k for k in changed_keys(old, new) if k.split(".")[0] not in RESUME_SAFE_KEYS]
+    return [k for k in changed_keys(with_defaults(old), with_defaults(new)) if k.split(".")[0] not in RESUME_SAFE_KEYS]
 
 
 def read_state(folder: SweepFolder) -> dict[str, Any] | None:
@@ -87,6 +96,20 @@ def new_state(space: Space, data_dir: str | None) -> dict[str, Any]:
         "name": space.name, "sweeper_version": __version__, "space_file": str(space.path),
         "fingerprint": fingerprint(space), "data_dir": data_dir, "state": "new", "sessions": [],
     }
+
+
+def experiments(state: dict[str, Any]) -> list[str]:
+    """The sweep's Ray experiments, oldest first, as folders under the sweep's ("" = the sweep folder itself, where
+    the launch runs; `extend-1`, ... for each `sweeper extend`). `resume` continues the last."""
+    found = [e for e in state.get("experiments") or [] if isinstance(e, str)]
+    return found or [""]
+
+
+def add_experiment(state: dict[str, Any]) -> str:
+    """Name a new extension's experiment and record it: extend-1, extend-2, ..."""
+    name = f"extend-{len(experiments(state))}"
+    state["experiments"] = [*experiments(state), name]
+    return name
 
 
 def start_session(state: dict[str, Any], command: str) -> int:

@@ -79,6 +79,14 @@ class ResultsWriter:
             self.add_epoch(trial_id, result)
             self.epochs[(trial_id, int(result["epoch"]))]["session"] = max(self.session - 1, 0)
 
+    def drop(self, trial_ids: set[str]) -> None:
+        """Forget trials, their row and their epochs: unfinished trials that will run again under new ids (a resume
+        whose Ray snapshot missed them, an extension that starts them over)."""
+        for trial_id in trial_ids:
+            self.trials.pop(trial_id, None)
+        self.epochs = {k: v for k, v in self.epochs.items() if k[0] not in trial_ids}
+        self._dirty = True
+
     def maybe_flush(self) -> None:
         every = self.flush_every_s if self.flush_every_s is not None else 10 * self._last_write_s
         if self._last_flush is None or time.monotonic() - self._last_flush >= every:

@@ -24,9 +24,10 @@ from rich.text import Text
 
 from sweeper.spec.cost import cost
 from sweeper.spec.space import Space
+from sweeper.store.state import read_state
 from sweeper.store.storage import SweepFolder
 from sweeper.store.trials import Ended, ended_of, present
-from sweeper.watch.tracker import Tracker, counts_text, duration
+from sweeper.watch.tracker import Tracker, counts_text, duration, use_time_model
 
 
 def _value(value: Any) -> str:
@@ -139,6 +140,7 @@ class LiveView:
         varied = tuple(a.key for a in space.axes)
         t = Tracker(name=space.name, metric=space.spec.metric, mode=space.spec.mode, total=space.num_trials,
                     epochs=space.spec.epochs, varied=varied, cost=c)
+        use_time_model(t, space, read_state(folder) or {})
         for row in rows:
             t.update(row)
         self.tracker = t

@@ -27,7 +27,7 @@ from sweeper.store.state import first_started, sessions
 from sweeper.store.storage import Storage, SweepFolder
 from sweeper.store.sweeps import open_sweep, sweep_names
 from sweeper.store.trials import TrialState
-from sweeper.watch.tracker import Tracker, counts_text, duration
+from sweeper.watch.tracker import Tracker, counts_text, duration, use_time_model
 
 DIED = "interrupted (driver died)"
 
@@ -102,6 +102,7 @@ def load(storage: Storage, name: str, eta: bool = True) -> Tracker:
     t.first_started = first_started(sweep_state)
     if alive and eta and space is not None:
         t.cost = cost(space)
+        use_time_model(t, space, sweep_state)
         session = len(runs) - 1
         t.reported = sum(1 for r in read_rows(folder, EPOCHS_FILE, ["session"]) if r["session"] == session)
     if runs and runs[0].get("started"):

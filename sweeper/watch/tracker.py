@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweeper.spec.cost import Cost
+from sweeper.spec.cost import Cost, pack, row_architecture, trial_architectures
+from sweeper.spec.space import Space
 from sweeper.store.trials import Ended, best, count_ended, ended_of, present
 
 
@@ -39,7 +40,10 @@ class Tracker:
     elapsed_before: float = 0.0  # run time of earlier sessions
     first_started: float | None = None  # when the sweep was launched
     finished_at: float | None = None
-    reported: int = 0  # epochs reported in the current session: the rate behind time left
+    reported: int = 0  # epochs reported in the current session: the fallback rate behind time left
+    seconds: dict[str, float] = field(default_factory=dict)  # calibrated seconds per epoch per architecture
+    slots: int = 0  # trials at once (0: unknown)
+    planned: tuple[str, ...] = ()  # each planned trial's architecture, aligned with cost.budgets
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[tuple[str, str]] = field(default_factory=list)  # (label, text): the folder, how to resume...
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -69,18 +73,62 @@ class Tracker:
         end = self.finished_at if self.finished_at is not None else (now or time.time())
         return self.elapsed_before + max(end - self.started, 0.0)
 
+    def rates(self, rows: list[dict[str, Any]] | None = None) -> dict[str, float]:
+        """Seconds per epoch per architecture: measured in this sweep (its trials' run time over their epochs)
+        where any of that architecture ran, else calibrated."""
+        spent: dict[str, list[float]] = {}
+        for r in self.snapshot() if rows is None else rows:
+            wall, epochs = r.get("wall_s"), int(r.get("epochs") or 0)
+            if epochs > 0 and wall is not None and present(wall) and float(wall) > 0:
+                total = spent.setdefault(row_architecture(r), [0.0, 0.0])
+                total[0] += float(wall)
+                total[1] += epochs
+        return {**self.seconds, **{a: s / n for a, (s, n) in spent.items()}}
+
+    def _left_by_architecture(self, rows: list[dict[str, Any]], pending: int) -> float | None:
+        """Each unfinished trial's expected remaining epochs x its architecture's seconds per epoch, packed onto
+        the trials at once (spec/cost.py); None if an architecture's rate is unknown."""
+        assert self.cost is not None
+        rates = self.rates(rows)
+        model = self.cost.model
+        running: list[float] = []
+        queued: list[float] = []
+        for r in rows:
+            ended = ended_of(r)
+            if ended in (Ended.RUNNING, Ended.INTERRUPTED):
+                rate = rates.get(row_architecture(r))
+                if rate is None:
+                    return None
+                work = model.expected(self.budget(r), int(r.get("epochs") or 0)) * rate
+                (running if ended == Ended.RUNNING else queued).append(work)
+        tail = range(len(self.planned) - pending, len(self.planned)) if pending else range(0)
+        for i in tail:
+            rate = rates.get(self.planned[i])
+            if rate is None:
+                return None
+            queued.append(model.expected(self.cost.budgets[i]) * rate)
+        return pack(queued, max(self.slots, len(running)), busy=running)
+
     def left(self, now: float | None = None) -> float | None:
-        """Seconds until the sweep ends at the current session's rate; None while that is unknown."""
+        """Seconds until the sweep ends: per architecture (calibrated or measured seconds per epoch) when known,
+        else at the current session's epoch rate; None while that is unknown."""
         rows = self.snapshot()
         counts = self.counts(rows)
         if all(e.finished for e, n in counts.items() if n):
             return 0.0
+        if self.cost is None or self.finished_at is not None:
+            return None
+        pending = counts[Ended.PENDING]
+        if self.slots and len(self.planned) == len(self.cost.budgets) >= pending:
+            left = self._left_by_architecture(rows, pending)
+            if left is not None:
+                return left
         spent = (now or time.time()) - self.started
-        if self.cost is None or self.reported == 0 or spent <= 0 or self.finished_at is not None:
+        if self.reported == 0 or spent <= 0:
             return None
         remaining = sum(self.cost.model.expected(self.budget(r), int(r.get("epochs") or 0))
                         for r in rows if ended_of(r) == Ended.RUNNING)
-        remaining += (counts[Ended.PENDING] + counts[Ended.INTERRUPTED]) * self.cost.mean_trial
+        remaining += (pending + counts[Ended.INTERRUPTED]) * self.cost.mean_trial
         return remaining / (self.reported / spent)
 
     def epochs_done(self, rows: list[dict[str, Any]] | None = None) -> int:
@@ -91,3 +139,12 @@ class Tracker:
 def counts_text(counts: dict[Ended, int], zeros: tuple[Ended, ...] = ()) -> str:
     """"4 completed, 1 ASHA-stopped, 1 running": the outcomes that have trials (and those in `zeros` always)."""
     return ", ".join(f"{n} {e.value}" for e, n in counts.items() if n or e in zeros) or "0"
+
+
+def use_time_model(t: Tracker, space: Space, sweep_state: dict[str, Any]) -> None:
+    """Give the tracker what launch stored in sweep.json for time left: seconds per epoch per architecture and
+    the trials at once; and each planned trial's architecture."""
+    seconds = sweep_state.get("seconds_per_epoch")
+    t.seconds = {str(k): float(v) for k, v in seconds.items()} if isinstance(seconds, dict) else {}
+    t.slots = int(sweep_state.get("slots") or 0)
+    t.planned = trial_architectures(space)

@@ -102,7 +102,7 @@ YAML = [
     yaml_case("unknown-model", "parameters: {model: resnet}\n",
               "key 'parameters.model': Input should be 'logreg', 'mlp' or 'cnn' (got 'resnet')"),
     yaml_case("unknown-optimizer", "parameters: {optimizer: rmsprop}\n",
-              "key 'parameters.optimizer': Input should be 'sgd' or 'adam' (got 'rmsprop')"),
+              "key 'parameters.optimizer': Input should be 'sgd', 'adam' or 'adamw' (got 'rmsprop')"),
     yaml_case("unknown-model-in-variant", "variants: [{name: a, model: resnet}]\n", "key 'variants[0].model'"),
     yaml_case("unknown-padding", "parameters: {padding: full}\n", "key 'parameters.padding'"),
     yaml_case("hidden-zero-units", "parameters: {model: mlp, hidden: {grid: [[256], [0]]}}\n",
@@ -134,6 +134,38 @@ YAML = [
     yaml_case("not-utf8", b"epochs: \xff\xfe\n", "cannot read search space"),
     Case("space-file-missing", ["launch", "{tmp}/nope.yaml"], "nope.yaml: cannot read search space"),
     Case("space-file-is-a-folder", ["launch", "{tmp}"], "cannot read search space: Is a directory"),
+]
+
+# Search types, conditional keys (`when`) and repeats (README "Search spaces").
+SEARCH = [
+    yaml_case("search-type-unknown", "search: {type: bayes}\n",
+              "key 'search.type': Input should be 'grid', 'random' or 'tpe'"),
+    yaml_case("search-unknown-key", "search: {typ: tpe}\n", "key 'search.typ': unknown key (did you mean 'type'?)"),
+    yaml_case("startup-trials-without-tpe", "search: {startup_trials: 3}\n",
+              "key 'search': startup_trials is for search type tpe only, but the type is 'grid'"),
+    yaml_case("repeats-zero", "repeats: 0\n", "key 'repeats': Input should be greater than 0"),
+    yaml_case("repeats-with-a-seed-axis", "repeats: 2\nparameters: {seed: {grid: [0, 1]}}\n",
+              "key 'repeats': repeats 2 trains every configuration with seeds 0..1, but parameters.seed sets the seed"),
+    yaml_case("grid-under-tpe", "search: {type: tpe}\nparameters: {lr: {grid: [0.1, 0.2]}}\n",
+              "key 'parameters.lr.grid': search type 'tpe' draws every axis, so a grid is never exhausted; use "
+              "choice: [0.1, 0.2]"),
+    yaml_case("grid-under-random", "search: {type: random}\nparameters: {filters: {grid: [8]}}\n",
+              "key 'parameters.filters.grid': search type 'random' draws every axis"),
+    yaml_case("when-on-a-literal", "parameters: {momentum: {when: {optimizer: sgd}}}\n",
+              "key 'parameters.momentum': `when` needs a search domain"),
+    yaml_case("when-unknown-key", "parameters: {momentum: {choice: [0.9], when: {optimiser: sgd}}}\n",
+              "key 'parameters.momentum.when.optimiser': unknown key (did you mean 'optimizer'?)"),
+    yaml_case("when-value-never-taken", "parameters: {momentum: {choice: [0.9], when: {optimizer: rmsprop}}}\n",
+              "key 'parameters.momentum.when.optimizer': 'optimizer' never takes 'rmsprop' in this space"),
+    yaml_case("when-cycle", "parameters: {momentum: {choice: [0.0, 0.9], when: {lr: 0.1}}, "
+              "lr: {choice: [0.1], when: {momentum: 0.9}}}\n", "conditions form a cycle: momentum -> lr -> momentum"),
+    yaml_case("when-on-model", "parameters: {model: {grid: [mlp, cnn], when: {optimizer: sgd}}}\n",
+              "key 'parameters.model.when': the model family cannot be conditional"),
+    yaml_case("when-not-a-mapping", "parameters: {momentum: {choice: [0.9], when: sgd}}\n",
+              "key 'parameters.momentum.when': a mapping of key -> value or list of values, but got 'sgd'"),
+    yaml_case("grid-when-on-a-drawn-key",
+              "parameters: {optimizer: {choice: [sgd, adam]}, momentum: {grid: [0.0, 0.9], when: {optimizer: sgd}}}\n",
+              "a grid axis may only depend on literals, variants and grid axes, but 'optimizer' is drawn at random"),
 ]
 
 
@@ -265,7 +297,97 @@ SWEEPS = [
          setup=lambda t: (fake_sweep(t), (t / "changed.yaml").write_text(CHANGED))),
 ]
 
-CORPUS = YAML + RESOURCES + OPTIONS + DATA + STORAGE + SWEEPS
+TPE_SPACE = "epochs: 1\nsearch: {type: tpe}\nparameters: {model: logreg, lr: {loguniform: [0.001, 0.1]}}\n"
+
+# `sweeper extend` and `launch --warm-start`.
+GROW = [
+    Case("extend-without-space", ["extend", "old"], "Missing option '--space'", setup=fake_sweep),
+    Case("extend-unknown-sweep", ["extend", "nope", "--space", "{space}"],
+         "sweep 'nope': no such sweep under --storage", space=GOOD, setup=fake_sweep),
+    Case("extend-bad-space", ["extend", "old", "--space", "{space}"], "key 'epoch': unknown key", space="epoch: 3\n",
+         setup=fake_sweep),
+    Case("extend-changes-epochs", ["extend", "old", "--space", "{tmp}/changed.yaml"],
+         "changed.yaml: extending sweep 'old' would change the trials it ran in epochs; extend only adds trials",
+         setup=lambda t: (fake_sweep(t), (t / "changed.yaml").write_text(CHANGED))),
+    Case("extend-changes-a-literal", ["extend", "old", "--space", "{space}"],
+         "would change the trials it ran in parameters.model", space=GOOD.replace("logreg", "mlp"), setup=fake_sweep),
+    Case("extend-shrinks-the-grid", ["extend", "old", "--space", "{space}"],
+         "would change the trials it ran in parameters.lr.grid",
+         space=GOOD.replace("model: logreg", "model: logreg, lr: {grid: [0.1]}"),
+         setup=lambda t: fake_sweep(t, text=GOOD.replace("model: logreg", "model: logreg, lr: {grid: [0.1, 0.2]}"))),
+    Case("extend-changes-the-search-type", ["extend", "old", "--space", "{space}"],
+         "would change the trials it ran in search.type", space=TPE_SPACE,
+         setup=lambda t: fake_sweep(t, text=TPE_SPACE.replace("search: {type: tpe}", "search: {type: random}"))),
+    Case("extend-max-failures-negative", ["extend", "old", "--space", "{space}", "--max-failures", "-1"],
+         "--max-failures -1: must be 0 or more", space=GOOD, setup=fake_sweep),
+    Case("warm-start-without-tpe", ["launch", "{space}", "--warm-start", "old"],
+         "--warm-start old: only search type tpe learns from earlier trials", space=GOOD, setup=fake_sweep),
+    Case("warm-start-unknown-sweep", ["launch", "{space}", "--warm-start", "nope"],
+         "sweep 'nope': no such sweep under --storage", space=TPE_SPACE, setup=fake_sweep),
+    Case("warm-start-sweep-without-trials", ["launch", "{space}", "--warm-start", "old"],
+         "--warm-start old: sweep 'old' has no trial that ended yet", space=TPE_SPACE, setup=fake_sweep),
+]
+
+# Trial keys beyond the study (README "Trial keys") and `sweeper export` / `sweeper evaluate`.
+BEYOND = [
+    yaml_case("filters-list-length", "parameters: {model: cnn, conv_layers: 3, padding: same, filters: [32, 64]}\n",
+              "filters [32, 64] has 2 entries but conv_layers is 3; a list gives one per conv layer"),
+    yaml_case("filters-list-length-in-choice",
+              "parameters: {model: cnn, padding: same, filters: {choice: [[8, 16], [8, 16, 32]]}}\n",
+              "trial {'filters': [8, 16, 32]}: filters [8, 16, 32] has 3 entries but conv_layers is 2"),
+    yaml_case("filters-empty-list", "parameters: {filters: []}\n",
+              "key 'parameters.filters': must be a positive integer, or a non-empty list of them"),
+    yaml_case("filters-zero-in-list", "parameters: {filters: [32, 0]}\n", "(got [32, 0])"),
+    yaml_case("batch-norm-not-a-bool", "parameters: {batch_norm: yes please}\n", "key 'parameters.batch_norm'"),
+    yaml_case("unknown-lr-schedule", "parameters: {lr_schedule: exponential}\n",
+              "key 'parameters.lr_schedule': Input should be 'none', 'cosine', 'onecycle' or 'step'"),
+    yaml_case("lr-gamma-above-one", "parameters: {lr_gamma: 2.0}\n",
+              "key 'parameters.lr_gamma': Input should be less than or equal to 1"),
+    yaml_case("lr-step-size-zero", "parameters: {lr_step_size: 0}\n", "key 'parameters.lr_step_size'"),
+    yaml_case("label-smoothing-one", "parameters: {label_smoothing: {uniform: [0.0, 1.0]}}\n",
+              "key 'parameters.label_smoothing.uniform.label_smoothing': Input should be less than 1"),
+    yaml_case("augment-shift-negative", "parameters: {augment_shift: -1}\n",
+              "key 'parameters.augment_shift': Input should be greater than or equal to 0 (got -1)"),
+    yaml_case("augment-shift-uniform", "parameters: {augment_shift: {uniform: [0, 2]}}\n",
+              "uniform draws fractions but 'augment_shift' takes whole numbers; use randint"),
+    yaml_case("augment-flip-not-a-bool", "variants: [{name: a, augment_flip: 1}]\n", "key 'variants[0].augment_flip'"),
+]
+
+
+def _export_folder(tmp: Path, weights: bytes | None = None, card: str | None = None) -> None:
+    folder = tmp / "exp"
+    folder.mkdir()
+    (folder / "model.json").write_text(card if card is not None else json.dumps(
+        {"format": "sweeper-model/1", "params": {"model": "logreg"}, "data": {}}))
+    if weights is not None:
+        (folder / "model.safetensors").write_bytes(weights)
+
+
+EXPORT = [
+    Case("export-unknown-sweep", ["export", "nope", "--out", "{tmp}/out"], "sweep 'nope': no such sweep",
+         setup=fake_sweep),
+    Case("export-unknown-trial", ["export", "old", "--trial", "abc_00001", "--out", "{tmp}/out"],
+         "--trial abc_00001: sweep 'old' has no such trial", setup=fake_sweep),
+    Case("export-nothing-finished", ["export", "old", "--out", "{tmp}/out"],
+         "sweep 'old': no trial that ran to its end has a checkpoint", setup=fake_sweep),
+    Case("export-out-not-empty", ["export", "old", "--out", "{tmp}/full"],
+         "full: folder is not empty; pass --overwrite",
+         setup=lambda t: (fake_sweep(t), (t / "full").mkdir(), (t / "full" / "notes.txt").write_text("mine"))),
+    Case("export-out-is-a-file", ["export", "old", "--out", "{tmp}/afile"], "afile: is a file, not a folder",
+         setup=lambda t: (fake_sweep(t), _file(t))),
+    Case("export-without-out", ["export", "old"], "Missing option '--out'", setup=fake_sweep),
+    Case("evaluate-not-an-export", ["evaluate", "{tmp}"], "not an export folder: no model.json", storage=False),
+    Case("evaluate-missing-folder", ["evaluate", "{tmp}/nope"], "nope: not an export folder (no such folder)",
+         storage=False),
+    Case("evaluate-corrupt-card", ["evaluate", "{tmp}/exp"], "model.json: not a readable model card", storage=False,
+         setup=lambda t: _export_folder(t, card="{not json")),
+    Case("evaluate-missing-weights", ["evaluate", "{tmp}/exp"], "not an export folder: no model.safetensors",
+         storage=False, setup=_export_folder),
+    Case("evaluate-corrupt-weights", ["evaluate", "{tmp}/exp"], "model.safetensors: not a readable safetensors file",
+         storage=False, setup=lambda t: _export_folder(t, weights=b"garbage, not safetensors")),
+]
+
+CORPUS = YAML + SEARCH + RESOURCES + OPTIONS + DATA + STORAGE + SWEEPS + GROW + BEYOND + EXPORT
 
 
 def tree(root: Path) -> dict[str, str]:

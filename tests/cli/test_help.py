@@ -105,7 +105,7 @@ print(json.dumps({"code": code, "heavy": heavy}))
         (["--help"], []),
         (["list"], []),
         (["status", "done"], []),
-        (["launch", "SPACE", "--dry-run"], []),
+        (["launch", "SPACE", "--dry-run"], []),  # run twice: the first calibrates (torch), see below
     ],
     ids=["help", "list", "status", "dry-run"],
 )
@@ -117,8 +117,16 @@ def test_fast_commands_never_import_torch_ray_or_pandas(tmp_path: Path, args: li
                              "val_accuracy": [0.9]}), folder / "trials.parquet")
     (tmp_path / "space.yaml").write_text("epochs: 3\nparameters: {lr: {grid: [0.1, 0.01]}}\n")
     args = [str(tmp_path / "space.yaml") if a == "SPACE" else a for a in args]
+    env = {**os.environ, "SWEEPER_STORAGE": str(tmp_path / "runs"), "COLUMNS": "120",
+           "SWEEPER_CACHE_DIR": str(tmp_path / "cache")}
+    if "--dry-run" in args:  # a cold cache times each architecture with torch once; later dry runs read the cache
+        first = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, cwd=REPO,
+                               timeout=300, env=env)
+        cold = json.loads(first.stdout.strip().splitlines()[-1])
+        assert cold["code"] in (0, None) and cold["heavy"] == ["torch"], first.stdout + first.stderr
+        assert "expected wall time" in first.stdout
     out = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, cwd=REPO, timeout=120,
-                         env={**os.environ, "SWEEPER_STORAGE": str(tmp_path / "runs"), "COLUMNS": "120"})
+                         env=env)
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["code"] in (0, None), out.stdout + out.stderr
     assert report["heavy"] == allowed

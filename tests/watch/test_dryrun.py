@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,13 @@ parameters: {lr: {grid: [0.1, 0.01]}, dropout: {uniform: [0.0, 0.3]}}
     rows = [line for line in out.splitlines() if "│ quick" in line or "│ full" in line]
     assert len(rows) == 4 and all(" 10 " in r for r in rows if "quick" in r)
     assert not (tmp_path / "runs").exists()
+
+
+def test_dry_run_prints_the_expected_wall_time(tmp_path: Path) -> None:
+    path = tmp_path / "wall.yaml"
+    path.write_text("name: wall\nepochs: 3\nresources: {cpu: 1}\ndata: {train_subset: 1000, val_subset: 200}\n"
+                    "parameters:\n  model: logreg\n  lr: {grid: [0.1, 0.01]}\n")
+    result = runner.invoke(app, ["launch", str(path), "--dry-run"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    line = next(ln for ln in result.stdout.splitlines() if "expected wall time" in ln)
+    assert re.search(r"expected wall time about \d+:\d\d:\d\d on this machine \(\d trials? at once", line), line

@@ -1,0 +1,47 @@
+"""`sweeper extend`: grow a finished or interrupted sweep; only the trials its new space adds run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sweeper.cli.common import StorageOpt, plain, storage_of, user_errors
+from sweeper.cli.names import NameArg
+from sweeper.cli.runs import AddressOpt, QuietOpt, VerboseOpt
+from sweeper.cli.runs import _finish as finish
+from sweeper.cli.runs import _progress as progress_view
+from sweeper.errors import SweeperError
+
+
+@user_errors
+def extend(
+    name: NameArg,
+    space_file: Annotated[
+        Path, typer.Option("--space", help="The grown search space: more num_samples, repeats, grid values or "
+                           "variants; what the trials that ran used must stay as it was.")
+    ],
+    storage: StorageOpt = None,
+    address: AddressOpt = None,
+    data_dir: Annotated[str | None, typer.Option(help="Fashion-MNIST folder (default: the one it launched with).")]
+    = None,
+    max_failures: Annotated[
+        int, typer.Option(help="Retry a failed trial up to N times from its last checkpoint.")
+    ] = 0,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Grow a sweep: run only the trials --space adds, into the same results (report, status and list see one
+    sweep)."""
+    from sweeper.spec.loader import load
+
+    if max_failures < 0:
+        raise SweeperError(f"--max-failures {max_failures}: must be 0 or more")
+    space = load(space_file)
+    from sweeper.run.extend import extend as run_extend
+
+    where = storage_of(storage)
+    outcome = run_extend(name, where, space, address=address, data_dir=data_dir, max_failures=max_failures,
+                         echo=plain, progress=progress_view(quiet, verbose), verbose=verbose)
+    finish(outcome, where)

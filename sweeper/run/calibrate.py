@@ -1,0 +1,161 @@
+"""Seconds per epoch of each distinct architecture on this machine: the calibration behind spec/cost.py's time.
+
+For each architecture (spec/cost.py's ARCH_KEYS) a model is built as a trial builds it, with the trial's thread
+count, and fed random images of the right shape: WARMUP + TIMED training batches (forward, backward, optimizer
+step) and a few evaluation batches. The measured seconds per training batch and per evaluated image are cached
+in the user's cache folder, keyed by architecture, torch version, threads and machine, so a second dry run does
+not import torch at all; an epoch's seconds are extrapolated from them to the sweep's train/validation sizes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import time
+from importlib import metadata
+from typing import Any
+
+from sweeper.run.data import cache_dir
+from sweeper.spec.cost import data_sizes, threads, trial_architectures, trials_at_once
+from sweeper.spec.params import TrialParams
+from sweeper.spec.space import Space
+
+WARMUP, TIMED = 3, 10
+EVAL_IMAGES = 512  # per timed evaluation batch
+CACHE_FILE = "calibration.json"
+
+
+def machine() -> str:
+    """What the numbers hold for: the CPU model and count, the OS and architecture."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.machine()} {model or platform.processor()} x{os.cpu_count()}"
+
+
+def _torch_version() -> str:
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:  # pragma: no cover - torch is a dependency
+        return "?"
+
+
+def cache_key(arch: str, n_threads: int) -> str:
+    text = json.dumps([arch, _torch_version(), n_threads, machine()])
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _read_cache() -> dict[str, Any]:
+    try:
+        value = json.loads((cache_dir() / CACHE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _write_cache(entries: dict[str, Any]) -> None:
+    path = cache_dir() / CACHE_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{CACHE_FILE}.tmp{os.getpid()}")
+        tmp.write_text(json.dumps(_read_cache() | entries, indent=1))
+        tmp.replace(path)
+    except OSError:  # a read-only cache only costs the next run a calibration
+        pass
+
+
+def measure(p: TrialParams, n_threads: int) -> dict[str, float]:
+    """{train_batch_s, eval_image_s} of one architecture with `n_threads` torch threads."""
+    import torch
+    from torch import nn
+
+    from sweeper.run.models import build_model
+    from sweeper.run.trainable import make_optimizer
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        gen = torch.Generator().manual_seed(0)
+        model = build_model(p)
+        opt = make_optimizer(p, model)
+        loss_fn = nn.CrossEntropyLoss()
+        x = torch.rand(p.batch_size, 1, 28, 28, generator=gen)
+        y = torch.randint(0, 10, (p.batch_size,), generator=gen)
+        model.train()
+        for i in range(WARMUP + TIMED):
+            if i == WARMUP:
+                start = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            loss.item()
+        train_batch_s = (time.perf_counter() - start) / TIMED
+        model.eval()
+        xe = torch.rand(EVAL_IMAGES, 1, 28, 28, generator=gen)
+        with torch.no_grad():
+            model(xe)
+            start = time.perf_counter()
+            for _ in range(3):
+                model(xe).argmax(1).sum().item()
+        eval_image_s = (time.perf_counter() - start) / (3 * EVAL_IMAGES)
+    finally:
+        torch.set_num_threads(before)
+    return {"train_batch_s": train_batch_s, "eval_image_s": eval_image_s}
+
+
+def epoch_seconds(entry: dict[str, float], batch_size: int, train: int, val: int) -> float:
+    return math.ceil(train / batch_size) * entry["train_batch_s"] + val * entry["eval_image_s"]
+
+
+def seconds_per_epoch(space: Space) -> dict[str, float]:
+    """Seconds per epoch of each architecture the sweep's trials use, measured here (or from the cache)."""
+    n_threads = threads(space.spec.resources.cpu)
+    train, val = data_sizes(space.spec.data)
+    cache = _read_cache()
+    new: dict[str, Any] = {}
+    out = {}
+    for arch in dict.fromkeys(trial_architectures(space)):
+        key = cache_key(arch, n_threads)
+        entry = cache.get(key) or new.get(key)
+        if not isinstance(entry, dict):
+            entry = new[key] = measure(params_of(arch), n_threads) | {"architecture": arch}
+        batch = int(arch.split("batch_size=")[1].split()[0])
+        out[arch] = epoch_seconds(entry, batch, train, val)
+    if new:
+        _write_cache(new)
+    return out
+
+
+def params_of(arch: str) -> TrialParams:
+    """TrialParams of an architecture key (other keys at their defaults)."""
+    values = {}
+    for part in arch.split(" "):
+        key, text = part.split("=", 1)
+        try:
+            values[key] = json.loads(text.replace("False", "false").replace("True", "true"))
+        except ValueError:
+            values[key] = text
+    return TrialParams.model_validate(values)
+
+
+def local_slots(space: Space, address: str | None = None) -> int:
+    """Trials at once: this machine's CPUs, or a joined Ray cluster's."""
+    cpus = os.cpu_count() or 1
+    if address:
+        import ray
+
+        if ray.is_initialized():
+            cpus = int(ray.cluster_resources().get("CPU", cpus))
+    return trials_at_once(space.spec, cpus, space.num_trials)
+
+
+def timing(space: Space, address: str | None = None) -> dict[str, Any]:
+    """What sweep.json keeps for the time model: seconds per epoch per architecture and the trials at once."""
+    return {"seconds_per_epoch": seconds_per_epoch(space), "slots": local_slots(space, address)}
