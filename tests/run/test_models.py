@@ -69,3 +69,74 @@ def test_learning_rate_defaults_follow_keras() -> None:
     assert TrialParams(optimizer="sgd").learning_rate == 0.01
     assert TrialParams(optimizer="adam").learning_rate == 0.001
     assert TrialParams(optimizer="sgd", lr=0.1).learning_rate == 0.1
+
+
+# -- keys beyond the study: batch norm, per-block filters, adamw -------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_batch_norm_adds_norm_layers_that_act_differently_in_train_and_eval(model: str) -> None:
+    p = TrialParams(model=model, hidden=[16], dense=[16], filters=4, batch_norm=True)
+    net = build_model(p)
+    kinds = [type(m) for m in net.modules()]
+    if model == "cnn":
+        assert kinds.count(torch.nn.BatchNorm2d) == 2 and kinds.count(torch.nn.BatchNorm1d) == 1
+        convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert all(c.bias is None for c in convs)  # the norm's shift replaces the bias
+    else:
+        assert kinds.count(torch.nn.BatchNorm1d) == 1
+    x = torch.rand(8, 1, 28, 28)
+    net.train()
+    train_out = net(x)
+    net.eval()
+    assert not torch.allclose(train_out, net(x))  # batch statistics vs running statistics
+    plain = build_model(TrialParams(model=model, hidden=[16], dense=[16], filters=4))
+    assert not any(isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d) for m in plain.modules())
+
+
+def test_batch_norm_comes_after_each_conv_and_before_its_relu() -> None:
+    net = build_model(TrialParams(model="cnn", filters=4, batch_norm=True))
+    layers = list(net)
+    for i, layer in enumerate(layers):
+        if isinstance(layer, torch.nn.Conv2d):
+            assert isinstance(layers[i + 1], torch.nn.BatchNorm2d) and isinstance(layers[i + 2], torch.nn.ReLU)
+
+
+def test_per_block_filters_build_those_conv_channels() -> None:
+    p = TrialParams(model="cnn", conv_layers=3, filters=[8, 16, 32], padding="same", pool_every=1)
+    net = build_model(p)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 8), (8, 16), (16, 32)]
+    assert net(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    head = [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1]
+    assert head.in_features == 32 * 3 * 3  # 28 -> 14 -> 7 -> 3
+    # An int means the same width for every layer, as before lists existed.
+    same = [m.out_channels for m in build_model(TrialParams(model="cnn", conv_layers=2, filters=8)).modules()
+            if isinstance(m, torch.nn.Conv2d)]
+    assert same == [8, 8]
+
+
+def test_per_block_filters_must_give_one_entry_per_conv_layer() -> None:
+    with pytest.raises(ValueError, match=r"filters \[8, 16\] has 2 entries but conv_layers is 3"):
+        check_feasible(TrialParams(model="cnn", conv_layers=3, filters=[8, 16], padding="same"))
+    check_feasible(TrialParams(model="mlp", conv_layers=3, filters=[8, 16]))  # filters do not apply to an MLP
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"filters": []}, {"filters": [8, 0]}, {"filters": 0}, {"filters": True}, {"filters": [8.5]},
+     {"lr_schedule": "exponential"}, {"lr_gamma": 0}, {"lr_gamma": 1.5}, {"lr_step_size": 0},
+     {"label_smoothing": 1.0}, {"label_smoothing": -0.1}, {"augment_shift": -1}, {"augment_shift": 28},
+     {"optimizer": "adamax"}],
+)
+def test_invalid_new_trial_params_are_rejected(values: dict) -> None:
+    with pytest.raises(ValidationError):
+        TrialParams(**values)
+
+
+def test_new_keys_default_to_the_study_behaviour() -> None:
+    p = TrialParams()
+    assert (p.batch_norm, p.lr_schedule, p.label_smoothing, p.augment_shift, p.augment_flip) == (
+        False, "none", 0.0, 0, False)
+    assert TrialParams(optimizer="adamw").learning_rate == 0.001
+    assert TrialParams(filters=[4, 8]).recorded()["filters"] == [4, 8]
