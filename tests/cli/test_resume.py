@@ -99,8 +99,11 @@ def test_kill_9_mid_sweep_then_resume_loses_nothing(
     assert per_trial == {t: [1, 2, 3, 4, 5, 6] for t in trials.trial_id}
     restored = trials.set_index("trial_id").restored_from
     for trial_id in running:
+        if trial_id not in last_before:  # started, but killed before its first report: nothing to continue from
+            assert restored[trial_id] == 0, trial_id
+            continue
         assert restored[trial_id] >= 1, f"{trial_id} restarted from epoch 1"  # continued from its checkpoint
-        rerun = max(0, int(last_before.get(trial_id, 0)) - int(restored[trial_id]))
+        rerun = max(0, int(last_before[trial_id]) - int(restored[trial_id]))
         assert rerun <= 1, (trial_id, rerun)
         assert (epochs[(epochs.trial_id == trial_id) & (epochs.epoch > restored[trial_id])].session == 1).all()
     sweep = json.loads((folder / "sweep.json").read_text())
