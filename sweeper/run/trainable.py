@@ -28,6 +28,7 @@ from sweeper.run.augment import augment, augmenting
 from sweeper.run.data import Splits
 from sweeper.run.models import build_model
 from sweeper.run.schedules import make_scheduler, per_batch
+from sweeper.spec.cost import threads
 from sweeper.spec.params import TrialParams
 from sweeper.spec.space import Space
 
@@ -217,7 +218,8 @@ def train_trial(
 
 
 def _trial_threads(cpus: float) -> int:
-    return max(1, math.ceil(cpus))
+    """The trial's torch threads: the cost model's rule (spec/cost.py), so calibration times the same."""
+    return threads(cpus)
 
 
 def ray_trainable(config: dict[str, Any], *, splits: Splits, space: Space, epochs: int, cpus: float) -> None:

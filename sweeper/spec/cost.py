@@ -161,7 +161,7 @@ def data_sizes(data: DataSpec) -> tuple[int, int]:
 
 
 def threads(cpu: float) -> int:
-    """Torch threads a trial with `cpu` CPUs uses (run/trainable.py sets the same)."""
+    """Torch threads a trial with `cpu` CPUs uses: the one rule (run/trainable.py applies it)."""
     return max(1, math.ceil(cpu))
 
 
