@@ -21,6 +21,7 @@ from sweeper.spec.loader import REFERENCE_METRICS, load
 from sweeper.spec.params import TrialParams
 from sweeper.store.storage import Storage, SweepFolder
 from sweeper.store.writer import ResultsWriter
+from tests.report.writing import table
 
 REPO = Path(__file__).resolve().parents[2]
 SLIDES = REPO / "search_spaces" / "slides.yaml"
@@ -127,18 +128,6 @@ def line_with(text: str, needle: str) -> str:
     assert lines, f"{needle!r} not in:\n{text}"
     return lines[0]
 
-
-def table(text: str, title: str) -> tuple[list[str], list[list[str]]]:
-    """The table under the first line starting with `title`, read by its columns (the rule under the header is
-    broken between them): each column's label (wrapped words joined) and each row's cells."""
-    lines = text.splitlines()
-    start = next((i for i, ln in enumerate(lines) if ln.startswith(title)), None)
-    assert start is not None, f"no table {title!r} in:\n{text}"
-    rule = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("─"))
-    end = next((i for i in range(rule + 1, len(lines)) if not lines[i].strip()), len(lines))
-    spans = [m.span() for m in re.finditer("─+", lines[rule])]
-    labels = [" ".join(w for ln in lines[start + 1:rule] for w in ln[a:b].split()) for a, b in spans]
-    return labels, [[ln[a:b].strip() for a, b in spans] for ln in lines[rule + 1:end]]
 
 
 def cli(*args: str, storage: Path | None = None, width: int = 220) -> tuple[int, str, str]:

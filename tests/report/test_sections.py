@@ -26,6 +26,7 @@ from sweeper.spec.loader import load_text
 from sweeper.store.files import SPEC_FILE
 from sweeper.store.storage import Storage
 from sweeper.store.writer import ResultsWriter
+from tests.report.writing import table
 
 SPEC = """\
 name: cnnlike
@@ -97,18 +98,6 @@ def render(rep: Report, width: int) -> str:
     print_rich(rep, Console(width=width, file=out, color_system=None))
     return out.getvalue()
 
-
-def table(text: str, title: str) -> tuple[list[str], list[list[str]]]:
-    """The table under the line starting with `title`, read by its columns (the rule under the header is broken
-    between them): each column's label (wrapped words joined) and each row's cells."""
-    lines = text.splitlines()
-    start = next((i for i, ln in enumerate(lines) if ln.startswith(title)), None)
-    assert start is not None, f"no table {title!r} in:\n{text}"
-    rule = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("─"))
-    end = next((i for i in range(rule + 1, len(lines)) if not lines[i].strip()), len(lines))
-    spans = [m.span() for m in re.finditer("─+", lines[rule])]
-    labels = [" ".join(w for ln in lines[start + 1:rule] for w in ln[a:b].split()) for a, b in spans]
-    return labels, [[ln[a:b].strip() for a, b in spans] for ln in lines[rule + 1:end]]
 
 
 def flat(text: str) -> str:
