@@ -111,9 +111,7 @@ def _attach_spec(sweep: Sweep) -> None:
     sweep.references = {k: {m: v for m, v in ref.items() if v is not None} for k, ref in space.references.items()}
     sweep.variants = list(space.variants)
     sweep.axes = [a.key for a in space.axes]
-    for point in space.grid_points():
-        variant = point.get("variant")
-        sweep.planned[variant] = sweep.planned.get(variant, 0) + spec.num_samples
+    sweep.planned = space.planned_per_variant() or {}
     if spec.scheduler.type == "asha":
         sweep.asha_rungs = [m for m in asha_milestones(spec.epochs, spec.scheduler.grace_period,
                                                        spec.scheduler.reduction_factor) if m < spec.epochs]

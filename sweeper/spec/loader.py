@@ -165,13 +165,23 @@ def _check_search(space: Space) -> None:
                 f"{path}: key 'parameters.{axis.key}.grid': search type {space.search!r} draws every axis, so a "
                 f"grid is never exhausted; use choice: {axis.values!r} (or search type grid)"
             )
-    seeded = [f"parameters.{a.key}" for a in space.axes if a.key == "seed"]
-    seeded += [f"variant {n!r}" for n, v in space.variants.items() if "seed" in v]
-    if spec.repeats > 1 and seeded:
+    if space.variant_repeats and space.search != "grid":
+        name = next(iter(space.variant_repeats))
         raise SweeperError(
-            f"{path}: key 'repeats': repeats {spec.repeats} trains every configuration with seeds "
-            f"{space.seeds()[0]}..{space.seeds()[-1]}, but {seeded[0]} sets the seed too; keep one of them"
+            f"{path}: key 'variants[{list(space.variants).index(name)}].repeats': a variant's own repeats need "
+            f"search type grid (search type {space.search!r} draws the variant); use the top-level repeats"
         )
+    seed_axis = [f"parameters.{a.key}" for a in space.axes if a.key == "seed"]
+    for i, name in enumerate(space.variant_names()):
+        n = space.repeats_of(name)
+        seeded = seed_axis + ([f"variant {name!r}"] if "seed" in space.variants.get(name or "", {}) else [])
+        if n > 1 and seeded:
+            key = f"variants[{i}].repeats" if name in space.variant_repeats else "repeats"
+            seeds = space.seeds(name)
+            raise SweeperError(
+                f"{path}: key {key!r}: repeats {n} trains {'every configuration' if key == 'repeats' else repr(name)}"
+                f" with seeds {seeds[0]}..{seeds[-1]}, but {seeded[0]} sets the seed too; keep one of them"
+            )
 
 
 REFERENCE_METRICS = METRICS  # a variant's `reference` may name any of them
@@ -192,6 +202,15 @@ def _check_reference(path: Path, where: str, ref: Any) -> None:
             raise SweeperError(f"{path}: key {where}.reference.{key}: must be a number, but got {value!r}")
 
 
+VARIANT_META = ("name", "reference", "repeats")  # a variant's keys that are not trial parameters
+
+
+def _check_repeats(path: Path, where: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SweeperError(f"{path}: key {where + '.repeats'!r}: seeds for this variant, a whole number >= 1, "
+                           f"but got {value!r}")
+
+
 def _parse_variants(path: Path, raw: list[dict[str, Any]], axes: list[Axis]) -> dict[str, dict[str, Any]]:
     variants: dict[str, dict[str, Any]] = {}
     searched = {a.key for a in axes}
@@ -205,7 +224,8 @@ def _parse_variants(path: Path, raw: list[dict[str, Any]], axes: list[Axis]) -> 
         if name in variants:
             raise SweeperError(f"{path}: key {where + '.name'!r}: variant names must be unique, {name!r} repeats")
         _check_reference(path, where, entry.get("reference"))
-        values = {k: v for k, v in entry.items() if k not in ("name", "reference")}
+        _check_repeats(path, where, entry.get("repeats", 1))
+        values = {k: v for k, v in entry.items() if k not in VARIANT_META}
         for key, value in values.items():
             if key not in PARAM_KEYS:
                 raise SweeperError(f"{path}: key '{where}.{key}': unknown key{_nearest(key, PARAM_KEYS)}")
@@ -293,8 +313,9 @@ def load_text(text: str, path: Path) -> Space:
             literals[key] = value
     variants = _parse_variants(path, spec.variants, axes)
     references = {v["name"]: v["reference"] for v in spec.variants if v.get("reference")}
+    repeats = {v["name"]: v["repeats"] for v in spec.variants if "repeats" in v}
     space = Space(path=path, spec=spec, text=text, literals=literals, axes=axes, variants=variants,
-                  references=references)
+                  references=references, variant_repeats=repeats)
     _check_search(space)
     check_conditions(space)
     _check_trials(space)

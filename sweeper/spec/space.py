@@ -57,6 +57,7 @@ class Space:
     axes: list[Axis]
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     references: dict[str, dict[str, float]] = field(default_factory=dict)  # variant -> reported metrics
+    variant_repeats: dict[str, int] = field(default_factory=dict)  # a variant's own `repeats` (grid search only)
 
     @property
     def name(self) -> str:
@@ -141,17 +142,25 @@ class Space:
             points += partial
         return points
 
-    def seeds(self) -> list[int]:
-        """The seeds of each configuration's replicates: seed, seed + 1, ... (`repeats` of them)."""
+    def repeats_of(self, variant: str | None = None) -> int:
+        """Replicates of each configuration of `variant`: its own `repeats`, else the sweep's."""
+        return self.variant_repeats.get(variant or "", self.spec.repeats)
+
+    def seeds(self, variant: str | None = None) -> list[int]:
+        """The seeds of each configuration's replicates: seed, seed + 1, ... (`repeats` of them; a variant's own
+        `repeats` for its configurations)."""
         first = int(self.literals.get("seed", 0))
-        return [first + r for r in range(self.spec.repeats)]
+        return [first + r for r in range(self.repeats_of(variant))]
 
     def grid_trials(self) -> list[dict[str, Any]]:
         """Grid search: every trial's fixed part (variant, grid values, seed when repeated), in run order; the
         random axes are drawn for each."""
-        seeds = self.seeds() if self.spec.repeats > 1 else [None]
-        return [p | ({"seed": s} if s is not None else {})
-                for p in self.grid_points() for _ in range(self.spec.num_samples) for s in seeds]
+        out = []
+        for p in self.grid_points():
+            variant = p.get(VARIANT)
+            seeds: list[int | None] = list(self.seeds(variant)) if self.repeats_of(variant) > 1 else [None]
+            out += [p | ({"seed": s} if s is not None else {}) for _ in range(self.spec.num_samples) for s in seeds]
+        return out
 
     def planned_per_variant(self) -> dict[str | None, int] | None:
         """Grid search: the trials planned per variant (None: the space has none). Random and TPE search draw the
@@ -167,7 +176,7 @@ class Space:
     def num_trials(self) -> int:
         if self.search != "grid":
             return self.spec.num_samples * self.spec.repeats
-        return len(self.grid_points()) * self.spec.num_samples * self.spec.repeats
+        return len(self.grid_trials())
 
     def trial_params(self, config: dict[str, Any]) -> TrialParams:
         """Full trial params for a Ray config (variant name + sampled values): a searched key whose condition

@@ -22,7 +22,7 @@ def _trials(space: Space, budgets: tuple[int, ...], varied_budget: bool) -> Tabl
     """Grid search: one row per trial ("-" where a conditional key does not apply)."""
     table = Table(title=f"{space.name}: {space.num_trials} trials")
     keys = (["variant"] if space.variants else []) + [a.key for a in space.grid_axes]
-    keys += ["seed"] if space.spec.repeats > 1 else []
+    keys += ["seed"] if any(space.repeats_of(v) > 1 for v in space.variant_names()) else []
     random = space.random_axes
     table.add_column("#", justify="right")
     for key in keys + [a.key for a in random]:

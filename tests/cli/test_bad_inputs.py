@@ -146,6 +146,10 @@ SEARCH = [
     yaml_case("repeats-zero", "repeats: 0\n", "key 'repeats': Input should be greater than 0"),
     yaml_case("repeats-with-a-seed-axis", "repeats: 2\nparameters: {seed: {grid: [0, 1]}}\n",
               "key 'repeats': repeats 2 trains every configuration with seeds 0..1, but parameters.seed sets the seed"),
+    yaml_case("variant-repeats-zero", "variants: [{name: a, repeats: 0}]\n",
+              "key 'variants[0].repeats': seeds for this variant, a whole number >= 1, but got 0"),
+    yaml_case("variant-repeats-under-tpe", "search: {type: tpe}\nvariants: [{name: a, repeats: 2}]\n",
+              "key 'variants[0].repeats': a variant's own repeats need search type grid"),
     yaml_case("grid-under-tpe", "search: {type: tpe}\nparameters: {lr: {grid: [0.1, 0.2]}}\n",
               "key 'parameters.lr.grid': search type 'tpe' draws every axis, so a grid is never exhausted; use "
               "choice: [0.1, 0.2]"),

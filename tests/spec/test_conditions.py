@@ -68,6 +68,18 @@ def test_config_id_is_shared_by_replicates_only() -> None:
     assert space("repeats: 2\nparameters: {seed: 5}\n").seeds() == [5, 6]
 
 
+def test_a_variant_may_have_its_own_repeats() -> None:
+    s = space("repeats: 2\nparameters: {seed: 3}\nvariants: [{name: cheap, repeats: 4}, {name: usual}, "
+              "{name: dear, repeats: 1}]\n")
+    trials = s.grid_trials()
+    assert [(t["variant"], t.get("seed")) for t in trials] == [
+        ("cheap", 3), ("cheap", 4), ("cheap", 5), ("cheap", 6), ("usual", 3), ("usual", 4), ("dear", None)]
+    assert s.num_trials == 7 and s.planned_per_variant() == {"cheap": 4, "usual": 2, "dear": 1}
+    assert len({s.trial_params(t).config_id() for t in trials[:4]}) == 1  # replicates share a config_id
+    assert "repeats" not in s.variants["cheap"] and s.trial_params(trials[0]).seed == 3
+    assert len(cost(s).budgets) == 7
+
+
 @pytest.mark.parametrize(("text", "trials"), [
     ("num_samples: 3\nparameters: {lr: {grid: [0.1, 0.2]}, dropout: {uniform: [0.0, 0.5]}}\n", 6),
     ("search: {type: random}\nnum_samples: 7\nparameters: {lr: {choice: [0.1, 0.2]}}\n", 7),
@@ -123,6 +135,13 @@ BAD = [
     ("repeats: 0\n", "key 'repeats': Input should be greater than 0"),
     ("repeats: 2\nparameters: {seed: {grid: [0, 1]}}\n", "key 'repeats': repeats 2 trains every configuration with "
      "seeds 0..1, but parameters.seed sets the seed too"),
+    ("variants: [{name: a, repeats: 0}]\n", "key 'variants[0].repeats': seeds for this variant, a whole number >= 1,"
+     " but got 0"),
+    ("variants: [{name: a, repeats: true}]\n", "key 'variants[0].repeats': seeds for this variant"),
+    ("search: {type: tpe}\nvariants: [{name: a}, {name: b, repeats: 2}]\n", "key 'variants[1].repeats': a "
+     "variant's own repeats need search type grid (search type 'tpe' draws the variant); use the top-level repeats"),
+    ("variants: [{name: a}, {name: b, seed: 1, repeats: 2}]\n", "key 'variants[1].repeats': repeats 2 trains 'b' "
+     "with seeds 0..1, but variant 'b' sets the seed too"),
     ("search: {type: tpe}\nparameters: {lr: {grid: [0.1, 0.2]}}\n",
      "key 'parameters.lr.grid': search type 'tpe' draws every axis, so a grid is never exhausted; use choice: "
      "[0.1, 0.2]"),
