@@ -1,8 +1,9 @@
 """Fashion-MNIST through torchvision: locate, stage, split (study protocol) and subset.
 
 The data folder may be read-only (CI's shared copy is): it is never written to. Its .gz files are
-decompressed into a writable cache laid out as torchvision's `<root>/FashionMNIST/raw/`, and torchvision
-reads them from there. With no folder given, torchvision downloads into the cache.
+decompressed and checked once into a writable cache laid out as torchvision's `<root>/FashionMNIST/raw/`, and
+every later run memory-maps them from there with numpy (no decoding, no torch import). With no folder given,
+torchvision downloads into the cache (and checks the files' MD5).
 
 Splits follow the study (Keras `validation_split=0.2`): validation = the LAST 20% of the training file,
 unshuffled; training = the rest; test = the test file. Arrays stay uint8 (N, 28, 28) + int64 labels so the
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import shutil
 import struct
@@ -131,26 +133,56 @@ def stage(folder: str | Path) -> Path:
     return root
 
 
-def _torchvision_arrays(root: Path, download: bool) -> tuple[np.ndarray, ...]:
+def _read_idx(path: Path, name: str) -> np.ndarray:
+    """One decompressed IDX file as a read-only memory map (no copy until a split slices it), its header checked
+    against its size: a staged file changed or cut since staging is an error, not garbage."""
+    kind = "images" if "images" in name else "labels"
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(16 if kind == "images" else 8)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise SweeperError(f"{path}: cannot read data file: {exc.strerror or exc}") from None
+    if len(header) < 8:
+        raise SweeperError(f"{path}: not an IDX {kind} file: only {size} bytes")
+    magic, count = struct.unpack(">II", header[:8])
+    offset, shape = (16, (count, 28, 28)) if kind == "images" else (8, (count,))
+    if magic != IDX_MAGIC[kind] or size != offset + math.prod(shape):
+        raise SweeperError(f"{path}: not a complete IDX {kind} file (magic {magic}, {size} bytes); delete it to "
+                           "stage the data again")
+    return np.memmap(path, dtype=np.uint8, mode="r", offset=offset, shape=shape)
+
+
+def _raw_arrays(raw: Path) -> tuple[np.ndarray, ...]:
+    """(x_train_file, y_train_file, x_test, y_test) from a folder of the four decompressed IDX files."""
+    x_train, y_train, x_test, y_test = (_read_idx(raw / name, name) for name in FILES)
+    return x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64)
+
+
+def _download(root: Path) -> Path:
+    """torchvision downloads (and checks the MD5 of) the four files into `root`; the folder holding them."""
     from torchvision.datasets import FashionMNIST
 
     try:
-        train = FashionMNIST(str(root), train=True, download=download)
-        test = FashionMNIST(str(root), train=False, download=download)
+        for train in (True, False):
+            FashionMNIST(str(root), train=train, download=True)
     except RuntimeError as exc:
-        raise SweeperError(f"{root}: torchvision could not load Fashion-MNIST: {exc}") from None
-    return (
-        train.data.numpy(), train.targets.numpy().astype(np.int64),
-        test.data.numpy(), test.targets.numpy().astype(np.int64),
-    )
+        raise SweeperError(f"{root}: torchvision could not download Fashion-MNIST: {exc}") from None
+    return root / "FashionMNIST" / "raw"
 
 
 def load_arrays(data_dir: str | Path | None) -> tuple[np.ndarray, ...]:
-    """(x_train_file, y_train_file, x_test, y_test) from a folder, SWEEPER_DATA_DIR, or a download."""
+    """(x_train_file, y_train_file, x_test, y_test) from a folder, SWEEPER_DATA_DIR, or a download.
+
+    Read with numpy from the staged (decompressed) files: no torch or torchvision import, and no decoding after
+    the first run; torchvision only downloads."""
     folder = data_dir or os.environ.get("SWEEPER_DATA_DIR")
     if folder:
-        return _torchvision_arrays(stage(folder), download=False)
-    return _torchvision_arrays(cache_dir() / "download", download=True)
+        return _raw_arrays(stage(folder) / "FashionMNIST" / "raw")
+    raw = cache_dir() / "download" / "FashionMNIST" / "raw"
+    if not all((raw / name).is_file() for name in FILES):
+        raw = _download(cache_dir() / "download")
+    return _raw_arrays(raw)
 
 
 def _subset(

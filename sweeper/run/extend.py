@@ -1,5 +1,5 @@
-"""Growing a sweep (`sweeper extend NAME --space FILE`), warm-starting one (`launch --warm-start OTHER`), and the
-Ray experiment a sweep runs now.
+"""Growing a sweep (`sweeper extend NAME --space FILE`), warm-starting one (`launch --warm-start OTHER`), and
+making Ray's saved experiment agree with trials.parquet before a resume.
 
 A sweep folder holds one Ray experiment per launch or extension: the launch's in the folder itself, each
 extension's in `<sweep>/extend-K/`; sweep.json's `experiments` lists them and `resume` restores the last. All of
@@ -25,6 +25,7 @@ from sweeper.errors import SweeperError
 from sweeper.run.recorder import ParquetRecorder, Progress
 from sweeper.run.search import SearchPlan, grid_plan, model_plan
 from sweeper.spec.grow import refused
+from sweeper.spec.params import TrialParams
 from sweeper.spec.space import Space
 from sweeper.store import state
 from sweeper.store.files import SPEC_FILE, TRIALS_FILE
@@ -32,7 +33,7 @@ from sweeper.store.lock import locked
 from sweeper.store.parquet import read_rows
 from sweeper.store.schema import PARAM_PREFIX, param_value
 from sweeper.store.storage import Storage, SweepFolder
-from sweeper.store.sweeps import open_sweep
+from sweeper.store.sweeps import open_sweep, runs_folder
 from sweeper.store.trials import ended_of
 from sweeper.store.writer import ResultsWriter
 
@@ -40,26 +41,16 @@ if TYPE_CHECKING:
     from sweeper.run.sweep import Echo, Outcome
 
 
-def runs_folder(folder: SweepFolder, experiment: str) -> SweepFolder:
-    """The folder of one of the sweep's Ray experiments ("" = the sweep folder itself)."""
-    if not experiment:
-        return folder
-    return Storage(given=folder.location, location=folder.location).folder(experiment)
-
-
-def current_runs(folder: SweepFolder, run_state: dict[str, Any]) -> SweepFolder:
-    return runs_folder(folder, state.experiments(run_state)[-1])
-
-
 def reconcile(folder: SweepFolder, runs: SweepFolder) -> tuple[list[str], list[str]]:
-    """Before a random or TPE sweep resumes: make Ray's saved experiment state (its last snapshot, which a killed
+    """Before a sweep resumes: make Ray's saved experiment state (its last snapshot, which a killed
     driver may have taken a little before trials.parquet's last write) agree with trials.parquet.
 
     A trial that ended in trials.parquet but is unfinished in the snapshot is marked TERMINATED there, so Ray does
     not run it further (an ASHA-stopped trial would otherwise go on from its checkpoint). An unfinished trial the
     snapshot does not hold (started after it) is dropped, its epochs and Ray's folder with it: the searcher
-    suggests a new one under a new id. Trials that ended stay; the searcher adopts those it missed
-    (SweepSearch.restore). Returns (the trials marked ended, the trials dropped)."""
+    suggests a new one under a new id (grid search: Ray's generator plans it again). Trials that ended stay; a
+    random or TPE searcher adopts those it missed (SweepSearch.restore). Returns (the trials marked ended, the
+    trials dropped)."""
     names = [n for n in runs.list() if fnmatch.fnmatch(n, "experiment_state-*.json")]
     if not names:  # no experiment state: Tuner.restore says so in its own words
         return [], []
@@ -88,18 +79,32 @@ def reconcile(folder: SweepFolder, runs: SweepFolder) -> tuple[list[str], list[s
     return sorted(ended), sorted(lost)
 
 
+DEFAULTED = "<default>"  # a key that ran at its default before trials.parquet had a column for it
+
+
 def _signature(values: dict[str, Any], keys: list[str]) -> tuple[Any, ...]:
     return tuple(param_value(values.get(k)) for k in keys)
 
 
 def missing_grid_trials(space: Space, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The planned grid trials no finished row matches (a configuration planned twice needs two rows)."""
+    """The planned grid trials no finished row matches (a configuration planned twice needs two rows).
+
+    A key trials.parquet has no column for (the sweep ran before sweeper had that key) ran at its default: a
+    planned trial matches such a row where it holds the default too (or the key does not apply to it)."""
     drawn = {a.key for a in space.random_axes}
     keys = [k for k in space.trial_params({}).recorded() if k not in drawn]
-    ran = Counter(_signature({k: r.get(PARAM_PREFIX + k) for k in keys}, keys) for r in rows)
+    absent = {k for k in keys if rows and all(PARAM_PREFIX + k not in r for r in rows)}
+    defaults = TrialParams().model_dump()
+
+    def planned(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: (DEFAULTED if k in absent and values[k] in (None, defaults.get(k)) else v)
+                for k, v in values.items()}
+
+    ran = Counter(_signature({k: DEFAULTED if k in absent else r.get(PARAM_PREFIX + k) for k in keys}, keys)
+                  for r in rows)
     missing = []
     for trial in space.grid_trials():
-        sig = _signature(space.trial_params(trial).recorded(), keys)
+        sig = _signature(planned(space.trial_params(trial).recorded()), keys)
         if ran[sig] > 0:
             ran[sig] -= 1
         else:
@@ -154,9 +159,10 @@ def extend(name: str, storage: Storage, space: Space, address: str | None = None
     that have not run; they land in the sweep's Parquet files, under a new session."""
     from sweeper.run import cluster, preflight, raylog
     from sweeper.run import data as data_mod
+    from sweeper.run.startup import init_ray
     from sweeper.run.sweep import _run as run_session
     from sweeper.run.sweep import load_sweep_space
-    from sweeper.run.tuner import init_ray, new_tuner
+    from sweeper.run.tuner import new_tuner
 
     folder, run_state, stored = load_sweep_space(storage, name)
     with locked(folder):  # refused while another process runs the sweep; nothing is written before the checks

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from ray import tune
 
+from sweeper.run.startup import Startup
 from sweeper.spec.space import Space
 from sweeper.store.state import read_state, sessions
 from sweeper.store.storage import SweepFolder
@@ -57,14 +58,16 @@ class ParquetRecorder(tune.Callback):
     """Feeds every reported epoch and every trial's end into a ResultsWriter, and into `progress` if given."""
 
     def __init__(self, folder: SweepFolder, space: Space, echo: Callable[[str], Any] | None = print,
-                 progress: Progress | None = None, runs: SweepFolder | None = None) -> None:
+                 progress: Progress | None = None, runs: SweepFolder | None = None,
+                 startup: Startup | None = None) -> None:
         self.folder, self.space, self.echo, self.progress = folder, space, echo, progress
+        self.startup = startup  # --verbose: say how long the first trial took to start
         self.runs = runs or folder  # the Ray experiment's folder: the sweep's, or an extension's inside it
         self.asha = space.spec.scheduler.type == "asha"
         self.writer: ResultsWriter | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "writer": None, "progress": None, "echo": None}
+        return {**self.__dict__, "writer": None, "progress": None, "echo": None, "startup": None}
 
     def _writer(self) -> ResultsWriter:
         if self.writer is None:
@@ -114,6 +117,9 @@ class ParquetRecorder(tune.Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         writer = self._writer()
         writer.add_result(trial.trial_id, result)
+        line = self.startup.first_result(result) if self.startup is not None else None
+        if line is not None and self.echo is not None:
+            self.echo(line)
         if self.progress is not None:
             self.progress.trial_result(writer.trials[trial.trial_id])
 

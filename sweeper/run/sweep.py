@@ -11,15 +11,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sweeper.errors import SweeperError
 from sweeper.run import calibrate, cluster, preflight, raylog
 from sweeper.run import data as data_mod
-from sweeper.run.extend import current_runs, reconcile, warm_start_rows
-from sweeper.run.recorder import ParquetRecorder, Progress
-from sweeper.run.search import model_plan
-from sweeper.run.tuner import init_ray, new_tuner, restore_tuner
+from sweeper.run.startup import Startup, init_ray, prefetch_imports, start_ray
 from sweeper.spec.loader import load_text
 from sweeper.spec.space import Space
 from sweeper.store import state
@@ -27,8 +24,11 @@ from sweeper.store.files import LOCK_FILE, SPEC_FILE, TRIALS_FILE
 from sweeper.store.lock import locked
 from sweeper.store.parquet import read_rows
 from sweeper.store.storage import Storage, SweepFolder
-from sweeper.store.sweeps import open_sweep
+from sweeper.store.sweeps import current_runs, open_sweep
 from sweeper.store.trials import Ended, best, count_ended
+
+if TYPE_CHECKING:  # imported when a sweep starts, in a thread while Ray starts (startup.prefetch_imports)
+    from sweeper.run.recorder import Progress
 
 Errored = Literal["resume", "restart", "leave"]
 Echo = Callable[[str], Any]
@@ -99,6 +99,12 @@ def _run(tuner: Any, folder: SweepFolder, run_state: dict[str, Any], command: st
         state.write_state(folder, run_state)
 
 
+def tell_startup(startup: Startup, echo: Echo | None) -> None:
+    startup.mark("Tuner")
+    if echo is not None:
+        echo(startup.summary())
+
+
 def launch(
     space: Space, storage: Storage, name: str | None = None, address: str | None = None, data_dir: str | None = None,
     if_exists: Literal["refuse", "resume", "overwrite"] = "refuse", max_failures: int = 0,
@@ -107,8 +113,14 @@ def launch(
     """Run the sweep to its end (or an interrupt) in `<storage>/<name>/`. `progress`: where to report (the live
     view); `verbose`: let Ray's own output through rather than into the sweep's ray.log; `warm_start`: a sweep
     under the same storage whose ended trials a TPE search starts from."""
+    startup = Startup()
+    startup.mark("python, imports and the space file")
     folder = storage.folder(name or space.name)
-    past = warm_start_rows(storage, warm_start, space) if warm_start else None
+    past = None
+    if warm_start:
+        from sweeper.run.extend import warm_start_rows
+
+        past = warm_start_rows(storage, warm_start, space)
     exists = folder.exists()
     if exists and if_exists == "resume":
         return resume(folder.name, storage, address=address, data_dir=data_dir, space=space, echo=echo,
@@ -121,23 +133,32 @@ def launch(
             f"{storage}`, or pass --resume or --overwrite to launch"
         )
     preflight.check(space, storage, address)  # writable storage, resources this machine has
+    startup.mark("checks")
     data_dir = str(Path(data_dir).expanduser().resolve()) if data_dir else None
     splits = data_mod.load(data_dir, space.spec.data)  # before anything is written: a bad folder starts nothing
+    startup.mark("data")
     cluster.join(address, storage, lambda a: init_ray(a, verbose))  # a cluster: all nodes must see storage
     timing = calibrate.timing(space, address)  # seconds per epoch per architecture (cached), trials at once
+    startup.mark("calibration")
+    imports = prefetch_imports()  # not before: the checks read sys.modules["ray"], which must not be half-imported
     with locked(folder), raylog.ray_output(folder, verbose):
         if exists and if_exists == "overwrite":
             folder.clear(keep=(LOCK_FILE,))  # on every kind of storage: old and new trials never mix
-        init_ray(address, verbose)
+        start_ray(address, verbose, startup, imports)
+        from sweeper.run.recorder import ParquetRecorder
+        from sweeper.run.search import model_plan
+        from sweeper.run.tuner import new_tuner
+
         folder.write_text(SPEC_FILE, space.text)
         run_state = state.new_state(space, data_dir) | timing
-        recorder = ParquetRecorder(folder, space, echo, progress)
+        recorder = ParquetRecorder(folder, space, echo, progress, startup=startup if verbose else None)
         plan = None if past is None else model_plan(space, folder, past=past)
         if plan is not None and echo is not None:
             notes = plan.notes
             skipped = f"; {len(notes)} skipped ({notes[0]}{', ...' if len(notes) > 1 else ''})" if notes else ""
             echo(f"warm start: TPE starts from {plan.learned} configurations of {warm_start!r}{skipped}")
         tuner = new_tuner(space, folder, splits, max_failures, recorder, plan)
+        tell_startup(startup, echo if verbose else None)
         return _run(tuner, folder, run_state, "launch", space, progress)
 
 
@@ -158,6 +179,8 @@ def resume(
 ) -> Outcome:
     """Continue an interrupted sweep from Ray's experiment state; unfinished trials restart from their
     last epoch checkpoint. `space`, if given, must not change what the trials are."""
+    startup = Startup()
+    startup.mark("python and imports")
     folder, run_state, stored = load_sweep_space(storage, name)
     if space is not None:
         changed = state.trial_changes(run_state["fingerprint"], state.fingerprint(space))
@@ -167,20 +190,28 @@ def resume(
                 f"{', '.join(changed)}; that would change its trials: launch it under another --name, or --overwrite"
             )
     preflight.check(stored, storage, address)
+    startup.mark("checks")
     data_dir = data_dir or run_state.get("data_dir")
     splits = data_mod.load(data_dir, stored.spec.data)
+    startup.mark("data")
     cluster.join(address, storage, lambda a: init_ray(a, verbose))
     runs = current_runs(folder, run_state)  # the latest Ray experiment: the launch's, or the last extension's
     if "seconds_per_epoch" not in run_state:  # launched before the time model existed
         run_state |= calibrate.timing(stored, address)
+        startup.mark("calibration")
+    imports = prefetch_imports()  # not before: the checks read sys.modules["ray"], which must not be half-imported
     with locked(folder), raylog.ray_output(folder, verbose):
         if space is not None and space.text != stored.text:
             # Only keys that leave the trials alone changed (resources, max_concurrent, description): record them.
             folder.write_text(SPEC_FILE, space.text)
             run_state["fingerprint"] = state.fingerprint(space)
-        init_ray(address, verbose)
-        if stored.search != "grid":
-            reconcile(folder, runs)  # Ray's last snapshot may predate trials.parquet's last write
-        recorder = ParquetRecorder(folder, stored, echo, progress, runs=runs)
+        start_ray(address, verbose, startup, imports)
+        from sweeper.run.extend import reconcile
+        from sweeper.run.recorder import ParquetRecorder
+        from sweeper.run.tuner import restore_tuner
+
+        reconcile(folder, runs)  # Ray's last snapshot may predate trials.parquet's last write
+        recorder = ParquetRecorder(folder, stored, echo, progress, runs=runs, startup=startup if verbose else None)
         tuner = restore_tuner(runs, stored, splits, errored, recorder)
+        tell_startup(startup, echo if verbose else None)
         return _run(tuner, folder, run_state, f"resume --errored {errored}", stored, progress)

@@ -1,8 +1,8 @@
 """The per-trial loop: train an epoch, evaluate, report, checkpoint, stop early; and its Ray wrapper.
 
 `train_trial` is plain PyTorch and takes everything as arguments (tests and benchmarks call it directly);
-`ray_trainable` is what Ray Tune runs: it resolves the trial's params, restores the last checkpoint,
-and turns every epoch into `tune.report(metrics, checkpoint=...)`.
+run/remote.py's `ray_trainable` is what Ray Tune runs: it resolves the trial's params, restores the last
+checkpoint, and turns every epoch into `tune.report(metrics, checkpoint=...)`.
 
 A checkpoint (`state.pt`) holds only tensors, numbers, strings and plain containers, so it loads with
 `torch.load(..., weights_only=True)` (no pickled classes): the weights, the optimizer's and the scheduler's
@@ -13,7 +13,6 @@ Checkpoints written before that (progress as a pickled `Progress`) still load: t
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,6 @@ from sweeper.run.models import build_model
 from sweeper.run.schedules import make_scheduler, per_batch
 from sweeper.spec.cost import threads
 from sweeper.spec.params import TrialParams
-from sweeper.spec.space import Space
 
 EVAL_BATCH = 2048
 CHECKPOINT_FILE = "state.pt"  # in each epoch's checkpoint folder
@@ -49,11 +47,12 @@ class Tensors:
 
     @classmethod
     def from_splits(cls, s: Splits, device: torch.device) -> Tensors:
+        # torch.tensor copies: the arrays come read-only (Ray's object store, or a memory-mapped file)
         def x(a: Any) -> torch.Tensor:
-            return torch.from_numpy(a).to(device).unsqueeze(1).float().div_(255.0)
+            return torch.tensor(a).to(device).unsqueeze(1).float().div_(255.0)
 
         def y(a: Any) -> torch.Tensor:
-            return torch.from_numpy(a).to(device=device, dtype=torch.long)
+            return torch.tensor(a).to(device=device, dtype=torch.long)
 
         return cls(x(s.x_train), y(s.y_train), x(s.x_val), y(s.y_val), x(s.x_test), y(s.y_test))
 
@@ -220,30 +219,3 @@ def train_trial(
 def _trial_threads(cpus: float) -> int:
     """The trial's torch threads: the cost model's rule (spec/cost.py), so calibration times the same."""
     return threads(cpus)
-
-
-def ray_trainable(config: dict[str, Any], *, splits: Splits, space: Space, epochs: int, cpus: float) -> None:
-    """What Ray Tune runs for one trial (wrapped with tune.with_parameters / with_resources)."""
-    import ray
-    from ray import tune
-
-    torch.set_num_threads(_trial_threads(cpus))
-    p = space.trial_params(config)
-    use_gpu = bool(ray.get_gpu_ids()) and torch.cuda.is_available()
-    device = torch.device("cuda" if use_gpu else "cpu")
-    ctx = ray.get_runtime_context()
-    node = f"{ray.util.get_node_ip_address()}:{ctx.get_node_id()[:8]}"
-    data = Tensors.from_splits(splits, device)
-
-    def report(metrics: dict[str, Any], save: Callable[[Path], None]) -> None:
-        with tempfile.TemporaryDirectory() as folder:
-            save(Path(folder))
-            tune.report({**metrics, "node": node, "device": str(device)},
-                        checkpoint=tune.Checkpoint.from_directory(folder))
-
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is None:
-        train_trial(p, data, epochs, report)
-    else:
-        with checkpoint.as_directory() as folder:
-            train_trial(p, data, epochs, report, restore_from=Path(folder))

@@ -1,14 +1,13 @@
 """Where Ray Tune's objects are built: the scheduler, the trainable with its data, and the Tuner (a new one, or one
 restored from a sweep's folder), with the param space and search algorithm search.py plans. Ray starts here too.
 
-Local by default: Ray starts in-process with the dashboard off. `address` joins an existing cluster
+Ray starts (in-process, dashboard off, or joining a cluster) in run/startup.py. `address` joins an existing cluster
 (`auto`, `HOST:PORT` or `ray://HOST:10001`). The data is loaded once in the driver and reaches every
 trial (on any node) through Ray's object store via `tune.with_parameters`.
 """
 
 from __future__ import annotations
 
-import os
 import posixpath
 from typing import Any
 
@@ -54,26 +53,10 @@ def scheduler(space: Space) -> Any:
                          reduction_factor=s.reduction_factor)
 
 
-def init_ray(address: str | None, verbose: bool = False) -> None:
-    import ray
-
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    if ray.is_initialized():
-        return
-    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "INFO" if verbose else "WARNING",
-                              "log_to_driver": verbose}
-    if address:
-        kwargs["address"] = address
-    try:
-        ray.init(**kwargs)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise SweeperError(f"--address {address}: cannot connect to Ray: {str(exc).splitlines()[0]}") from None
-
-
 def trainable(space: Space, splits: Splits) -> Any:
     from ray import tune
 
-    from sweeper.run.trainable import ray_trainable
+    from sweeper.run.remote import ray_trainable
 
     spec = space.spec
     return tune.with_resources(

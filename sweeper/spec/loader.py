@@ -158,7 +158,7 @@ def _parse_axis(path: Path, key: str, raw: dict[str, Any]) -> Axis:
 
 def _check_search(space: Space) -> None:
     """Rules of the search type and of repeats: every axis is drawn under random/TPE; repeats sets the seeds."""
-    spec, path = space.spec, space.path
+    path = space.path
     if space.search != "grid":
         for axis in (a for a in space.axes if a.kind == "grid"):
             raise SweeperError(
@@ -166,20 +166,21 @@ def _check_search(space: Space) -> None:
                 f"grid is never exhausted; use choice: {axis.values!r} (or search type grid)"
             )
     if space.variant_repeats and space.search != "grid":
-        name = next(iter(space.variant_repeats))
+        first = next(iter(space.variant_repeats))
         raise SweeperError(
-            f"{path}: key 'variants[{list(space.variants).index(name)}].repeats': a variant's own repeats need "
+            f"{path}: key 'variants[{list(space.variants).index(first)}].repeats': a variant's own repeats need "
             f"search type grid (search type {space.search!r} draws the variant); use the top-level repeats"
         )
     seed_axis = [f"parameters.{a.key}" for a in space.axes if a.key == "seed"]
-    for i, name in enumerate(space.variant_names()):
-        n = space.repeats_of(name)
-        seeded = seed_axis + ([f"variant {name!r}"] if "seed" in space.variants.get(name or "", {}) else [])
+    for i, variant in enumerate(space.variant_names()):
+        n = space.repeats_of(variant)
+        seeded = seed_axis + ([f"variant {variant!r}"] if "seed" in space.variants.get(variant or "", {}) else [])
         if n > 1 and seeded:
-            key = f"variants[{i}].repeats" if name in space.variant_repeats else "repeats"
-            seeds = space.seeds(name)
+            key = f"variants[{i}].repeats" if variant in space.variant_repeats else "repeats"
+            seeds = space.seeds(variant)
+            which = "every configuration" if key == "repeats" else repr(variant)
             raise SweeperError(
-                f"{path}: key {key!r}: repeats {n} trains {'every configuration' if key == 'repeats' else repr(name)}"
+                f"{path}: key {key!r}: repeats {n} trains {which}"
                 f" with seeds {seeds[0]}..{seeds[-1]}, but {seeded[0]} sets the seed too; keep one of them"
             )
 

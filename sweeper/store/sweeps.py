@@ -1,4 +1,5 @@
-"""The sweeps under a storage: a sub-folder is a sweep exactly when it holds sweep.json."""
+"""The sweeps under a storage (a sub-folder is a sweep exactly when it holds sweep.json), and the folders of a
+sweep's Ray experiments: the launch's in the sweep folder itself, each extension's in `<sweep>/extend-K/`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from sweeper.errors import SweeperError, did_you_mean
 from sweeper.store.files import STATE_FILE
-from sweeper.store.state import last_started, read_state
+from sweeper.store.state import experiments, last_started, read_state
 from sweeper.store.storage import Storage, SweepFolder
 
 
@@ -47,3 +48,14 @@ def latest(storage: Storage) -> str:
             return 0.0
 
     return max(names, key=started)
+
+
+def runs_folder(folder: SweepFolder, experiment: str) -> SweepFolder:
+    """The folder of one of the sweep's Ray experiments ("" = the sweep folder itself)."""
+    if not experiment:
+        return folder
+    return Storage(given=folder.location, location=folder.location).folder(experiment)
+
+
+def current_runs(folder: SweepFolder, run_state: dict[str, Any]) -> SweepFolder:
+    return runs_folder(folder, experiments(run_state)[-1])

@@ -1,4 +1,4 @@
-"""Data loading through torchvision: staging from read-only folders, the study's splits, subsets, bad folders."""
+"""Data loading: staging from read-only folders into a cache numpy reads, the study's splits, subsets, bad folders."""
 
 from __future__ import annotations
 
@@ -111,3 +111,40 @@ def test_a_damaged_folder_leaves_no_staging_debris(tmp_path: Path, monkeypatch: 
     with pytest.raises(SweeperError):
         data.load_arrays(folder)
     assert list((tmp_path / "cache" / "staged").iterdir()) == []
+
+
+def test_real_data_reads_as_torchvision_decodes_it_without_importing_torch(real_data: Path, tmp_path: Path) -> None:
+    """The numpy reader of the staged files gives exactly torchvision's arrays, in a process that never imports
+    torch (a sweep's driver need not)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from torchvision.datasets import FashionMNIST
+
+    env = os.environ | {"SWEEPER_CACHE_DIR": str(tmp_path / "cache")}
+    code = ("import sys, json, numpy as np; from sweeper.run import data; a = data.load_arrays(sys.argv[1]); "
+            "np.save(sys.argv[2], a[0]); print(json.dumps([int(a[1].sum()), int(a[3].sum()), "
+            "'torch' in sys.modules, 'torchvision' in sys.modules]))")
+    for _ in range(2):  # staging, then the staged files as they are
+        out = subprocess.run([sys.executable, "-c", code, str(real_data), str(tmp_path / "x.npy")], env=env,
+                             capture_output=True, text=True, check=True).stdout
+        y_train_sum, y_test_sum, torch_imported, torchvision_imported = json.loads(out)
+        assert not torch_imported and not torchvision_imported
+        root = next((tmp_path / "cache" / "staged").iterdir())
+        train = FashionMNIST(str(root), train=True)
+        assert np.array_equal(np.load(tmp_path / "x.npy"), train.data.numpy())
+        assert y_train_sum == int(train.targets.sum())
+        assert y_test_sum == int(FashionMNIST(str(root), train=False).targets.sum())
+
+
+def test_a_staged_file_cut_short_later_is_a_user_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWEEPER_CACHE_DIR", str(tmp_path / "cache"))
+    folder = write_idx(tmp_path / "d", n_train=50, n_test=20)
+    data.load_arrays(folder)
+    staged = next((tmp_path / "cache" / "staged").iterdir()) / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte"
+    staged.write_bytes(staged.read_bytes()[:-5])
+    with pytest.raises(SweeperError, match=r"t10k-images-idx3-ubyte: not a complete IDX images file \(magic 2051, "
+                                           r"15691 bytes\); delete it to stage the data again"):
+        data.load_arrays(folder)

@@ -349,7 +349,7 @@ def test_a_real_trial_trains_with_its_cpus_rounded_up_as_torch_threads(
     from ray import tune
 
     from sweeper.run import data
-    from sweeper.run.trainable import ray_trainable
+    from sweeper.run.remote import ray_trainable
     from sweeper.run.tuner import param_space
 
     space = load_text(

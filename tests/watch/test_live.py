@@ -231,3 +231,11 @@ def test_cli_launch_quiet_prints_plain_progress_and_no_ray_noise(tmp_path: Path,
     verbose = runner.invoke(app, [*args, "--name", "qv", "--quiet", "--verbose"])
     assert verbose.exit_code == 0, verbose.output
     assert "View detailed results here" in verbose.stdout  # Ray's own reporter, let through
+    startup = [line for line in verbose.stdout.splitlines() if line.startswith("start-up: ")]
+    assert len(startup) == 2, verbose.stdout
+    assert re.fullmatch(r"start-up: [\d.]+ s until Ray Tune starts \(python, imports and the space file [\d.]+ s, "
+                        r"checks [\d.]+ s, data [\d.]+ s, calibration [\d.]+ s, Ray start [\d.]+ s, imports left "
+                        r"after Ray's start [\d.]+ s, Tuner [\d.]+ s\)", startup[0])
+    assert re.fullmatch(r"start-up: first epoch reported [\d.]+ s after the process started \(trial start [\d.]+ s: "
+                        r"Ray's worker process, torch import, data to the trial; epoch 1 [\d.]+ s\)", startup[1])
+    assert not any(line.startswith("start-up: ") for line in lines)  # only with --verbose

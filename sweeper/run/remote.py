@@ -1,0 +1,46 @@
+"""What Ray Tune runs for one trial, in a module that imports neither torch nor Ray at the top.
+
+The driver names `ray_trainable` to Ray (tune.with_parameters pickles it by reference), so importing this module
+must stay cheap: the driver of a sweep never imports torch. The trial's worker process imports run/trainable.py
+(torch) when the function first runs there.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sweeper.run.data import Splits
+from sweeper.spec.space import Space
+
+
+def ray_trainable(config: dict[str, Any], *, splits: Splits, space: Space, epochs: int, cpus: float) -> None:
+    """What Ray Tune runs for one trial (wrapped with tune.with_parameters / with_resources)."""
+    import ray
+    import torch
+    from ray import tune
+
+    from sweeper.run.trainable import Tensors, _trial_threads, train_trial
+
+    torch.set_num_threads(_trial_threads(cpus))
+    p = space.trial_params(config)
+    use_gpu = bool(ray.get_gpu_ids()) and torch.cuda.is_available()
+    device = torch.device("cuda" if use_gpu else "cpu")
+    ctx = ray.get_runtime_context()
+    node = f"{ray.util.get_node_ip_address()}:{ctx.get_node_id()[:8]}"
+    data = Tensors.from_splits(splits, device)
+
+    def report(metrics: dict[str, Any], save: Callable[[Path], None]) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            save(Path(folder))
+            tune.report({**metrics, "node": node, "device": str(device)},
+                        checkpoint=tune.Checkpoint.from_directory(folder))
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        train_trial(p, data, epochs, report)
+    else:
+        with checkpoint.as_directory() as folder:
+            train_trial(p, data, epochs, report, restore_from=Path(folder))

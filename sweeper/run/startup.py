@@ -1,0 +1,104 @@
+"""A sweep's start: Ray's (local by default: in-process with the dashboard off; `address` joins an existing cluster:
+`auto`, `HOST:PORT` or `ray://HOST:10001`), with the imports Ray Tune needs done meanwhile; and where the
+start-up time goes, printed with `--verbose`: from the process's start (Python and imports) through the checks,
+the data, the calibration and Ray's start to the Tuner, then the first trial's own start (Ray's worker process,
+its torch import and its data) until its first epoch is reported."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sweeper.errors import SweeperError
+
+_IMPORTED = time.time()  # the fallback clock start where the process's own start time cannot be read
+
+
+def process_started() -> float:
+    """When this process started (seconds since the epoch), from /proc on Linux; elsewhere when sweeper's run
+    package was first imported (so "python and imports" then reads 0)."""
+    try:
+        with open(f"/proc/{os.getpid()}/stat", encoding="ascii") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime, in clock ticks after boot
+        with open("/proc/stat", encoding="ascii") as fh:
+            boot = next(int(ln.split()[1]) for ln in fh if ln.startswith("btime "))
+        started = boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return _IMPORTED
+    return min(started, _IMPORTED)  # btime is whole seconds: never after the import
+
+
+@dataclass
+class Startup:
+    """Phases timed in order: `mark(name)` closes the phase that ran since the last mark."""
+
+    started: float = field(default_factory=process_started)
+    phases: list[tuple[str, float]] = field(default_factory=list)
+    last: float = 0.0
+    tuner_started: float | None = None
+    reported: bool = False
+
+    def __post_init__(self) -> None:
+        self.last = self.last or self.started
+
+    def mark(self, phase: str) -> None:
+        now = time.time()
+        self.phases.append((phase, now - self.last))
+        self.last = now
+
+    def summary(self) -> str:
+        """One line, when Ray Tune is about to start: the phases so far."""
+        self.tuner_started = self.last
+        parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.phases)
+        return f"start-up: {self.last - self.started:.1f} s until Ray Tune starts ({parts})"
+
+    def first_result(self, result: dict[str, Any]) -> str | None:
+        """One line at the sweep's first reported epoch: how long its trial took to start, and the epoch."""
+        if self.reported or self.tuner_started is None:
+            return None
+        self.reported = True
+        reported, epoch = float(result.get("reported_at") or time.time()), float(result.get("time_s") or 0.0)
+        trial_start = reported - epoch - self.tuner_started
+        return (f"start-up: first epoch reported {reported - self.started:.1f} s after the process started "
+                f"(trial start {trial_start:.1f} s: Ray's worker process, torch import, data to the trial; "
+                f"epoch {result.get('epoch', 1)} {epoch:.1f} s)")
+
+
+def init_ray(address: str | None, verbose: bool = False) -> None:
+    import ray
+
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "INFO" if verbose else "WARNING",
+                              "log_to_driver": verbose}
+    if address:
+        kwargs["address"] = address
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise SweeperError(f"--address {address}: cannot connect to Ray: {str(exc).splitlines()[0]}") from None
+
+
+TUNE_MODULES = ("sweeper.run.tuner", "sweeper.run.extend")  # Ray Tune, Optuna, pandas and the recorder with them
+
+
+def prefetch_imports() -> threading.Thread:
+    """Import what the Tuner needs in a thread, while this one checks, loads data and waits for Ray's processes
+    to start: the imports then cost no wall time of their own. Join the thread before using them (a module
+    imported meanwhile by this thread too waits on Python's import lock, so either way it is whole)."""
+    thread = threading.Thread(target=lambda: [importlib.import_module(m) for m in TUNE_MODULES], daemon=True)
+    thread.start()
+    return thread
+
+
+def start_ray(address: str | None, verbose: bool, startup: Startup, imports: threading.Thread) -> None:
+    """Start (or join) Ray, then wait for the imports `prefetch_imports` started."""
+    init_ray(address, verbose)
+    startup.mark("Ray start")
+    imports.join()
+    startup.mark("imports left after Ray's start")
