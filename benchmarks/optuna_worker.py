@@ -1,5 +1,5 @@
-"""One worker of peer_optuna.py's Optuna side: a process that joins a shared study and trains trials until the
-study's trial budget is spent.
+"""One worker of the Optuna side of peer_optuna.py and search.py: a process that joins a shared study and trains
+trials until the study's trial budget is spent.
 
     python benchmarks/optuna_worker.py JOB.json WORKER OUT.jsonl
 
@@ -7,9 +7,10 @@ JOB.json: {"space": the sweep's YAML, "journal": a JournalStorage file, "study",
 "grace", "reduction", "threads", "data_dir"}. The study: TPESampler(seed + 1000 x WORKER, n_startup_trials
 startup) (distinct seeds, or two workers would draw the same random points), SuccessiveHalvingPruner(min_resource
 grace, reduction_factor reduction). Worker 0 enqueues each variant first (as sweeper's TPE evaluates them first);
-the others wait until it has. Each trial draws the variant, then every axis of the YAML in sweeper's order; its
-params are the YAML's (sweeper.spec.loader), its data the YAML's subset (sweeper.run.data.load), and it is
-trained by sweeper.run.trainable.train_trial, the loop sweeper's own trials run. Every epoch appends a JSON line
+the others wait until it has. Each trial draws the variant, then every axis of the YAML whose `when` holds, in
+sweeper's order (sweeper.run.searcher.SpaceSampler, the define-by-run function sweeper's TPE uses); its params are
+the YAML's (sweeper.spec.loader), its data the YAML's subset (sweeper.run.data.load), and it is trained by
+sweeper.run.trainable.train_trial, the loop sweeper's own trials run. Every epoch appends a JSON line
 {"worker", "trial", "epoch", "val_accuracy", "reported_at"} to OUT.jsonl.
 """
 
@@ -26,18 +27,9 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from sweeper.run import data
+from sweeper.run.searcher import SpaceSampler
 from sweeper.run.trainable import Tensors, train_trial
 from sweeper.spec import loader
-from sweeper.spec.space import Axis
-
-
-def suggest(trial: optuna.Trial, axis: Axis) -> Any:
-    low, high = axis.values[0], axis.values[-1]
-    if axis.kind == "randint":
-        return trial.suggest_int(axis.key, low, high)
-    if axis.kind in ("uniform", "loguniform"):
-        return trial.suggest_float(axis.key, low, high, log=axis.kind == "loguniform")
-    return trial.suggest_categorical(axis.key, axis.values)
 
 
 def main() -> None:
@@ -47,8 +39,6 @@ def main() -> None:
     torch.set_num_threads(job["threads"])
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = loader.load(job["space"])
-    if any(axis.when for axis in space.axes):
-        raise SystemExit("optuna_worker mirrors unconditional axes only; this space has a `when`")
     study = optuna.create_study(
         study_name=job["study"], storage=JournalStorage(JournalFileBackend(job["journal"])), direction="maximize",
         load_if_exists=True,
@@ -58,6 +48,7 @@ def main() -> None:
     if worker == 0:
         for variant in space.variants:
             study.enqueue_trial({"variant": variant})
+    draw = SpaceSampler(space)
     tensors = Tensors.from_splits(data.load(job["data_dir"], space.spec.data), torch.device("cpu"))
     deadline = time.monotonic() + 120
     while len(study.get_trials(deepcopy=False)) < len(space.variants) and time.monotonic() < deadline:
@@ -67,8 +58,7 @@ def main() -> None:
         if trial.number >= job["budget"]:  # the shared budget is spent
             trial.study.stop()
             raise optuna.TrialPruned()
-        config = {"variant": trial.suggest_categorical("variant", list(space.variants))}
-        config |= {axis.key: suggest(trial, axis) for axis in space.ordered_axes}
+        config = draw(trial)
 
         def report(metrics: dict[str, Any], save: Any) -> None:
             out.write(json.dumps({"worker": worker, "trial": trial.number, "epoch": metrics["epoch"],

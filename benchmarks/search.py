@@ -8,11 +8,15 @@ The space: cnn.yaml's eight architectures (variants) x optimizer {adam, sgd} x d
 {0, 0.9} for SGD only (a `when`): 48 configurations. Its full grid (FIFO, every configuration to `--epochs`) runs
 once, for the best validation accuracy there is to find. Then each method runs `--trials` trials per seed, ASHA
 (sweeper) and successive halving (Optuna) both with grace/min resource 1 and reduction factor 3 (rungs 1, 3, 9 at
-9 epochs). sweeper runs one trial per core (two on this machine); Optuna runs `n_jobs=2` workers in one process,
-torch on one thread each. Both TPE sides evaluate the eight variants first, with Optuna's default 10 startup draws.
+9 epochs). sweeper runs one one-thread trial per core (two on this machine); Optuna runs two worker processes of
+one torch thread each on one JournalStorage study (benchmarks/optuna_worker.py, as peer_optuna.py: two threads
+of one process would contend for its GIL). Both TPE sides evaluate the eight variants first; Optuna's TPE has its
+default 10 start-up draws.
 
-Every run is a fresh process (`--side METHOD --seed S`), timed by the parent from its start to its exit (Python,
-imports, Ray, data and all). Prints per method the median (min-max) over seeds of: the best validation accuracy
+Every run is fresh processes in the same environment (benchmarks.common.bench_env: one BLAS thread), a sweeper
+side `python -m benchmarks.search --side METHOD --seed S`, timed by the parent from just before the start to the
+last exit (Python, imports, Ray, data and all). Seeds interleave the methods (random, tpe, optuna, random, ...).
+Prints per method the median (min-max) over seeds of: the best validation accuracy
 (each trial's last reported value), the trial-epochs used, the wall time, and the trial-epochs spent until a report
 first came within 0.5 points of the full grid's best (in report order; "never" counts the runs that did not).
 `--quick` checks that it works: 2 variants, 3 epochs, 500/300 images, 6 trials, 2 seeds.
@@ -22,17 +26,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.common import REPO, bench_env, data_dir, run_timed, run_together
+
+OPTUNA_STARTUP = 10  # Optuna's default n_startup_trials
 METHODS = ("random", "tpe", "optuna")
 AXES = {"optimizer": "[adam, sgd]", "dropout": "[0.2, 0.4]", "momentum": "[0.0, 0.9]"}
 
@@ -73,62 +75,44 @@ def sweeper_side(args: argparse.Namespace, method: str, seed: int, data_dir: str
             "curve": epochs.val_accuracy.tolist(), "trials": len(trials)}
 
 
-def optuna_side(args: argparse.Namespace, seed: int, data_dir: str) -> dict[str, Any]:
-    """Optuna's own loop: the same space (sweeper's define-by-run function), TPE + successive halving, two
-    workers (n_jobs=2) of one torch thread each."""
-    import optuna
-    import torch
-
-    from sweeper.run import data
-    from sweeper.run.searcher import SpaceSampler
-    from sweeper.run.trainable import Tensors, train_trial
-    from sweeper.spec.loader import load_text
-
-    torch.set_num_threads(1)
-    space = load_text(space_text(args, "tpe", seed), Path("optuna.yaml"))
-    tensors = Tensors.from_splits(data.load(data_dir, space.spec.data), torch.device("cpu"))
-    draw, curve, last, lock = SpaceSampler(space), [], {}, threading.Lock()
-
-    def objective(trial: optuna.Trial) -> float:
-        params = space.trial_params(draw(trial))
-
-        def report(metrics: dict[str, Any], save: Any) -> None:
-            with lock:
-                curve.append(metrics["val_accuracy"])
-                last[trial.number] = metrics["val_accuracy"]
-            trial.report(metrics["val_accuracy"], metrics["epoch"])
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
-        return float(train_trial(params, tensors, space.spec.epochs, report)["val_accuracy"])
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
-                                pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3))
-    for variant in space.variants:
-        study.enqueue_trial({"variant": variant})
-    study.optimize(objective, n_trials=args.trials, n_jobs=2)
-    return {"best": max(last.values()), "trial_epochs": len(curve), "curve": curve, "trials": len(study.trials)}
+def optuna_side(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """Optuna's own loop, as peer_optuna.py runs it: two `benchmarks/optuna_worker.py` processes of one torch
+    thread each, sharing one study (JournalStorage), TPE (10 start-up draws, the eight variants first) + successive
+    halving, on the same space (sweeper's define-by-run function) and data; timed from just before they start to
+    the last one's exit."""
+    work = Path(tempfile.mkdtemp(prefix=f"sweeper-search-optuna-{seed}-"))
+    space = work / "space.yaml"
+    space.write_text(space_text(args, "tpe", seed))
+    job = work / "job.json"
+    job.write_text(json.dumps({
+        "space": str(space), "journal": str(work / "journal.log"), "study": "search", "seed": seed,
+        "startup": OPTUNA_STARTUP, "budget": args.trials, "grace": 1, "reduction": 3, "threads": 1,
+        "data_dir": data_dir()}))
+    outs = [work / f"worker-{w}.jsonl" for w in (0, 1)]
+    worker = [sys.executable, str(REPO / "benchmarks" / "optuna_worker.py"), str(job)]
+    run = run_together([[*worker, str(w), str(out)] for w, out in enumerate(outs)], bench_env())
+    lines = sorted((json.loads(ln) for out in outs for ln in out.read_text().splitlines()),
+                   key=lambda r: r["reported_at"])
+    last = {(r["worker"], r["trial"]): r["val_accuracy"] for r in lines}  # each trial's last report
+    return {"best": max(last.values()), "trial_epochs": len(lines), "curve": [r["val_accuracy"] for r in lines],
+            "trials": len(last), "wall": run.seconds}
 
 
 def child(args: argparse.Namespace) -> None:
-    data_dir = os.environ.get("SWEEPER_DATA_DIR") or str(REPO.parent / "shared" / "data" / "fashion-mnist")
-    method, seed = args.side, args.seed
-    out = optuna_side(args, seed, data_dir) if method == "optuna" else sweeper_side(args, method, seed, data_dir)
+    out = sweeper_side(args, args.side, args.seed, data_dir())
     print("RESULT " + json.dumps(out), flush=True)
 
 
 def run_side(args: argparse.Namespace, method: str, seed: int) -> dict[str, Any]:
-    """One run in a fresh process, timed from its start to its exit."""
+    """One run in fresh processes (bench_env: one BLAS thread), timed from the start to the exit."""
+    if method == "optuna":
+        return optuna_side(args, seed)
     cmd = [sys.executable, "-m", "benchmarks.search", "--side", method, "--seed", str(seed), *args.passthrough]
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise SystemExit(f"{method} seed {seed} failed ({proc.returncode}):\n{proc.stdout[-2000:]}"
-                         f"{proc.stderr[-4000:]}")
-    return json.loads(lines[-1].removeprefix("RESULT ")) | {"wall": wall}
+    run = run_timed(cmd, bench_env())
+    lines = [ln for ln in run.output.splitlines() if ln.startswith("RESULT ")]
+    if not lines:
+        raise SystemExit(f"{method} seed {seed} printed no result:\n{run.output[-4000:]}")
+    return json.loads(lines[-1].removeprefix("RESULT ")) | {"wall": run.seconds}
 
 
 def until(curve: list[float], target: float) -> int | None:
@@ -148,6 +132,8 @@ def main() -> None:
     ap.add_argument("--train-subset", type=int, default=3000)
     ap.add_argument("--val-subset", type=int, default=1000)
     ap.add_argument("--variants", type=int, default=8, help="how many of cnn.yaml's architectures")
+    ap.add_argument("--grid-best", type=float, default=None,
+                    help="the full grid's best val_accuracy from an earlier run of the same settings (skips the grid)")
     ap.add_argument("--quick", action="store_true", help="a check that it works, not a measurement")
     ap.add_argument("--side", choices=("grid", *METHODS), help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -159,10 +145,13 @@ def main() -> None:
         return
     args.passthrough = [f"--trials={args.trials}", f"--epochs={args.epochs}", f"--train-subset={args.train_subset}",
                         f"--val-subset={args.val_subset}", f"--variants={args.variants}"]
-    grid = run_side(args, "grid", 0)
+    if args.grid_best is None:
+        grid = run_side(args, "grid", 0)
+        args.grid_best = grid["best"]
+        print(f"full grid: {grid['trials']} configurations x {args.epochs} epochs = {grid['trial_epochs']} "
+              f"trial-epochs, best val_accuracy {grid['best']:.4f}, {grid['wall']:.0f}s", flush=True)
+    grid = {"best": args.grid_best}
     target = grid["best"] - 0.005
-    print(f"full grid: {grid['trials']} configurations x {args.epochs} epochs = {grid['trial_epochs']} trial-epochs, "
-          f"best val_accuracy {grid['best']:.4f}, {grid['wall']:.0f}s", flush=True)
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
     for seed in range(args.seeds):
         for method in METHODS:
@@ -172,7 +161,7 @@ def main() -> None:
     print(f"\n{args.trials} trials per run, {args.seeds} seeds, {args.train_subset}/{args.val_subset} images, "
           f"up to {args.epochs} epochs; target: within 0.5 points of the grid's best ({grid['best']:.4f})")
     print(f"{'method':<28} {'best val_accuracy':<26} {'trial-epochs':<18} {'wall (s)':<18} until target")
-    names = {"random": "random + ASHA (sweeper)", "tpe": "TPE + ASHA (sweeper)", "optuna": "TPE + SH (Optuna, 2 jobs)"}
+    names = {"random": "random + ASHA (sweeper)", "tpe": "TPE + ASHA (sweeper)", "optuna": "TPE + SH (Optuna, 2 procs)"}
     for method, results in runs.items():
         reached = [n for r in results if (n := until(r["curve"], target)) is not None]
         never = len(results) - len(reached)
