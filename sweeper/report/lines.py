@@ -25,7 +25,8 @@ def header_lines(rep: Report) -> list[str]:
         counts[Ended.PENDING] += unseen
         matching = f", {len(ends)} match --where" if rep.where else ""
         total = len(s.trials) + unseen
-        lines.append(f"sweep {s.name} ({s.folder}): {total} trials{matching}: {_count_text(counts) or 'none'}")
+        where = f"{str(s.folder.storage).rstrip('/')}/{s.folder.name}"  # as --storage was given: relative stays so
+        lines.append(f"sweep {s.name} ({where}): {total} trials{matching}: {_count_text(counts) or 'none'}")
     lines.append(f"metric: {rep.metric} ({rep.mode})")
     unfinished = int((~rep.trials["end"].isin([e.value for e in Ended if e.finished or e is Ended.PENDING])).sum())
     if unfinished:

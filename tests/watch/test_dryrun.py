@@ -23,14 +23,14 @@ def load(tmp_path: Path, text: str) -> Space:
     return load_space(path)
 
 
-def test_slides_full_run_is_the_sum_of_each_variants_max_epochs() -> None:
+def test_slides_full_run_is_the_sum_of_each_variants_max_epochs_times_its_repeats() -> None:
     c = cost(load_space(REPO / "search_spaces" / "slides.yaml"))
-    assert c.budgets == (10, 100, 100, 100, 100, 30, 26, 22, 27, 16)
-    assert c.full == 531 and c.expected == 531 and not c.asha  # FIFO: every trial runs its budget
+    assert c.budgets == (10,) * 5 + (100,) * 20 + (30,) * 3 + (26,) * 3 + (22,) * 3 + (27,) * 3 + (16,) * 2
+    assert c.full == 2397 and c.expected == 2397 and not c.asha  # FIFO: every trial runs its budget
     result = runner.invoke(app, ["launch", str(REPO / "search_spaces" / "slides.yaml"), "--dry-run"],
                            env={"COLUMNS": "120"})
     assert result.exit_code == 0, result.output
-    assert "10 trials x 10 to 100 epochs each (their max_epochs) = 531 trial-epochs on a full run" in result.stdout
+    assert "39 trials x 10 to 100 epochs each (their max_epochs) = 2397 trial-epochs on a full run" in result.stdout
     assert "FIFO: every trial runs its whole budget" in result.stdout
     assert "1st MLP" in result.stdout and "epochs" in result.stdout
 
