@@ -146,12 +146,14 @@ def write_yaml(path: Path, spec: dict[str, Any]) -> Path:
 
 
 def slides_variant(name: str) -> dict[str, Any]:
-    """A variant of search_spaces/slides.yaml as written there, less its reference numbers."""
+    """A variant of search_spaces/slides.yaml as written there, less its reference numbers and its replicates
+    (`repeats`): one configuration, one trial."""
     slides = yaml.safe_load((REPO / "search_spaces" / "slides.yaml").read_text())
     found = [dict(v) for v in slides["variants"] if v["name"] == name]
     if not found:
         raise SystemExit(f"no variant {name!r} in slides.yaml; it has {[v['name'] for v in slides['variants']]}")
     found[0].pop("reference", None)
+    found[0].pop("repeats", None)
     return found[0]
 
 
