@@ -24,12 +24,12 @@ def process_started() -> float:
     try:
         with open(f"/proc/{os.getpid()}/stat", encoding="ascii") as fh:
             ticks = int(fh.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime, in clock ticks after boot
-        with open("/proc/stat", encoding="ascii") as fh:
-            boot = next(int(ln.split()[1]) for ln in fh if ln.startswith("btime "))
-        started = boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
+        with open("/proc/uptime", encoding="ascii") as fh:
+            uptime = float(fh.read().split()[0])  # seconds since boot, to 1/100 s (btime is whole seconds)
+        started = time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
         return _IMPORTED
-    return min(started, _IMPORTED)  # btime is whole seconds: never after the import
+    return min(started, _IMPORTED)
 
 
 @dataclass
