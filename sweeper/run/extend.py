@@ -45,12 +45,12 @@ def reconcile(folder: SweepFolder, runs: SweepFolder) -> tuple[list[str], list[s
     """Before a sweep resumes: make Ray's saved experiment state (its last snapshot, which a killed
     driver may have taken a little before trials.parquet's last write) agree with trials.parquet.
 
-    A trial that ended in trials.parquet but is unfinished in the snapshot is marked TERMINATED there, so Ray does
-    not run it further (an ASHA-stopped trial would otherwise go on from its checkpoint). An unfinished trial the
-    snapshot does not hold (started after it) is dropped, its epochs and Ray's folder with it: the searcher
-    suggests a new one under a new id (grid search: Ray's generator plans it again). Trials that ended stay; a
-    random or TPE searcher adopts those it missed (SweepSearch.restore). Returns (the trials marked ended, the
-    trials dropped)."""
+    A trial that ended in trials.parquet but is unfinished in the snapshot is marked TERMINATED there (ERROR if it
+    failed, so `resume --errored` still decides on it), so Ray does not run it further (an ASHA-stopped trial
+    would otherwise go on from its checkpoint). An unfinished trial the snapshot does not hold (started after it)
+    is dropped, its epochs and Ray's folder with it: the searcher suggests a new one under a new id (grid search:
+    Ray's generator plans it again). Trials that ended stay; a random or TPE searcher adopts those it missed
+    (SweepSearch.restore). Returns (the trials marked ended, the trials dropped)."""
     names = [n for n in runs.list() if fnmatch.fnmatch(n, "experiment_state-*.json")]
     if not names:  # no experiment state: Tuner.restore says so in its own words
         return [], []
@@ -63,7 +63,7 @@ def reconcile(folder: SweepFolder, runs: SweepFolder) -> tuple[list[str], list[s
         known.add(trial["trial_id"])
         row = writer.trials.get(trial["trial_id"])
         if row is not None and ended_of(row).finished and trial.get("status") not in ("TERMINATED", "ERROR"):
-            trial["status"] = "TERMINATED"
+            trial["status"] = "ERROR" if row.get("state") == "ERROR" else "TERMINATED"  # --errored decides on it
             entry[0] = json.dumps(trial, indent=2)
             ended.append(trial["trial_id"])
     if ended:
