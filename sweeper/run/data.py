@@ -70,14 +70,22 @@ def _find_raw(folder: Path) -> Path:
     )
 
 
+def _layout(name: str, count: int) -> tuple[str, int, tuple[int, ...]]:
+    """An IDX file's kind, header length and array shape, from its name and the count in its header."""
+    if "images" in name:
+        return "images", 16, (count, 28, 28)
+    return "labels", 8, (count,)
+
+
 def _check_idx(path: Path, name: str, data: bytes) -> None:
-    kind = "images" if "images" in name else "labels"
+    kind = _layout(name, 0)[0]
     if len(data) < 8:
         raise SweeperError(f"{path}: not an IDX {kind} file: only {len(data)} bytes")
     magic, count = struct.unpack(">II", data[:8])
     if magic != IDX_MAGIC[kind]:
         raise SweeperError(f"{path}: not an IDX {kind} file: magic number {magic}, expected {IDX_MAGIC[kind]}")
-    expected = 16 + count * 28 * 28 if kind == "images" else 8 + count
+    _, offset, shape = _layout(name, count)
+    expected = offset + math.prod(shape)
     if len(data) != expected:
         raise SweeperError(f"{path}: truncated or padded IDX {kind} file: {len(data)} bytes, header says {expected}")
 
@@ -136,17 +144,17 @@ def stage(folder: str | Path) -> Path:
 def _read_idx(path: Path, name: str) -> np.ndarray:
     """One decompressed IDX file as a read-only memory map (no copy until a split slices it), its header checked
     against its size: a staged file changed or cut since staging is an error, not garbage."""
-    kind = "images" if "images" in name else "labels"
+    kind, offset, _ = _layout(name, 0)
     try:
         with open(path, "rb") as fh:
-            header = fh.read(16 if kind == "images" else 8)
+            header = fh.read(offset)
         size = path.stat().st_size
     except OSError as exc:
         raise SweeperError(f"{path}: cannot read data file: {exc.strerror or exc}") from None
     if len(header) < 8:
         raise SweeperError(f"{path}: not an IDX {kind} file: only {size} bytes")
     magic, count = struct.unpack(">II", header[:8])
-    offset, shape = (16, (count, 28, 28)) if kind == "images" else (8, (count,))
+    _, offset, shape = _layout(name, count)
     if magic != IDX_MAGIC[kind] or size != offset + math.prod(shape):
         raise SweeperError(f"{path}: not a complete IDX {kind} file (magic {magic}, {size} bytes); delete it to "
                            "stage the data again")
