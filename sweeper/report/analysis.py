@@ -18,6 +18,7 @@ import pandas as pd
 from sweeper.report.audit import Audit, audits
 from sweeper.report.frame import Report
 from sweeper.report.importance import MIN_TRIALS, Importance, importance, marginal_effects
+from sweeper.report.pairs import pair_lines, reference_pairs
 from sweeper.report.sections import LABELS, MISSING, Section, fmt_value, label, metric_priority
 from sweeper.report.stats import ran_to_end
 
@@ -146,6 +147,29 @@ def reference_sections(rep: Report) -> tuple[Section | None, Section | None]:
     return first, _table("Reference, the other metrics", rest, other, keep=[*who, "metric"])
 
 
+def pairs_section(rep: Report) -> Section | None:
+    """The study's neighbouring variants in the headline metric (pairs.py): its difference beside ours, our
+    interval, the test and whether the difference is real."""
+    ref = rep.references
+    if ref is None or ref.empty or not (ref["metric"] == HEADLINE).any():
+        return None
+    pairs = rep.cached("pairs", lambda: reference_pairs(rep.trials, rep.sweeps, HEADLINE))
+    if pairs is None:
+        return None
+    who: list[tuple[str, str, bool, Any]] = [("sweep", "sweep", False, lambda r: r["sweep"])] if len(rep.sweeps) > 1 \
+        else []
+    spec = [*who, ("a", "a", False, lambda r: r["a"]), ("b", "b", False, lambda r: r["b"]),
+            ("n", "n", True, lambda r: f"{r['n_a']}, {r['n_b']}"),
+            ("ref_delta", "study Δ", True, lambda r: fmt_value(r["ref_delta"], "delta_")),
+            ("delta", "our Δ", True, lambda r: fmt_value(r["delta"], "delta_")),
+            ("ci", "95% CI of Δ", True, lambda r: interval(r["ci_low"], r["ci_high"])),
+            ("test", "test", False, lambda r: r["test"] or MISSING),
+            ("p", "p (Holm)", True, lambda r: pvalue(r["p_holm"])),
+            ("verdict", "difference", False, lambda r: r["verdict"])]
+    return _table(f"The study's differences: {LABELS[HEADLINE]}", pairs, spec,
+                  notes=pair_lines(pairs, LABELS[HEADLINE]), keep=["a", "b", "verdict"])
+
+
 def importance_of(rep: Report) -> Importance:
     return rep.cached("importance", lambda: importance(rep.trials, rep.trial_params, rep.metric, rep.mode))
 
@@ -207,6 +231,6 @@ def analysis_sections(rep: Report, all_metrics: bool = True, importance: bool = 
     """Every statistics table there is data for, in reading order; the other metrics' reference table only with
     `all_metrics`, importance only with `importance`; at most `limit` configurations."""
     head, rest = reference_sections(rep)
-    sections = [configurations_section(rep, limit), head, rest if all_metrics else None,
+    sections = [configurations_section(rep, limit), head, pairs_section(rep), rest if all_metrics else None,
                 importance_section(rep) if importance else None, *audit_sections(rep)]
     return [s for s in sections if s is not None]

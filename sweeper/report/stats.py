@@ -97,21 +97,28 @@ def scipy_stats() -> Any:
     return scipy.stats
 
 
-def compare(best: pd.DataFrame, other: pd.DataFrame) -> tuple[float, str]:
-    """Two-sided p-value of a difference in mean `value` and the test used: paired by seed when both hold the same
-    seeds, each once; Welch's otherwise. Identical samples give p = 1."""
+def ttest(a: pd.DataFrame, b: pd.DataFrame) -> tuple[Any, str]:
+    """scipy's two-sided t-test of mean(a.value) - mean(b.value) (its result has .pvalue and
+    .confidence_interval()) and its kind: paired by seed when both hold the same seeds, each once; Welch's
+    otherwise."""
     st = scipy_stats()
-    seeds_a, seeds_b = best["seed"], other["seed"]
+    seeds_a, seeds_b = a["seed"], b["seed"]
     paired = (seeds_a.notna().all() and seeds_b.notna().all() and seeds_a.is_unique and seeds_b.is_unique
               and set(seeds_a) == set(seeds_b))
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         if paired:
-            a, b = best.sort_values("seed")["value"], other.sort_values("seed")["value"]
-            p = st.ttest_rel(a.to_numpy(), b.to_numpy()).pvalue
-        else:
-            p = st.ttest_ind(best["value"].to_numpy(), other["value"].to_numpy(), equal_var=False).pvalue
-    return (1.0 if np.isnan(p) else float(p)), ("paired" if paired else "Welch")
+            x, y = a.sort_values("seed")["value"], b.sort_values("seed")["value"]
+            return st.ttest_rel(x.to_numpy(), y.to_numpy()), "paired"
+        return st.ttest_ind(a["value"].to_numpy(), b["value"].to_numpy(), equal_var=False), "Welch"
+
+
+def compare(best: pd.DataFrame, other: pd.DataFrame) -> tuple[float, str]:
+    """Two-sided p-value of a difference in mean `value` and the test used (`ttest`). Identical samples give
+    p = 1."""
+    result, kind = ttest(best, other)
+    p = result.pvalue
+    return (1.0 if np.isnan(p) else float(p)), kind
 
 
 @dataclass
@@ -161,7 +168,7 @@ class Comparison:
             n = sum(self.left_out.values())
             counts = ", ".join(f"{k} {end}" for end, k in self.left_out.items())
             lines.append(f"left out of the comparison: {n} trial{'s' if n > 1 else ''} that did not run the whole "
-                         f"protocol or has no value ({counts})")
+                         f"protocol or {'has' if n == 1 else 'have'} no value ({counts})")
         return lines
 
 
