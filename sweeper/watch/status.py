@@ -58,15 +58,20 @@ def _last_sign_of_life(folder: SweepFolder, fallback: float) -> float:
     return max([fallback, *(t for t in times if t is not None)])
 
 
-def _timing(t: Tracker, folder: SweepFolder, runs: list[dict[str, Any]], alive: bool) -> None:
-    """This session's start, earlier sessions' known run time, and (unless it runs) when it stopped."""
+def _timing(t: Tracker, folder: SweepFolder, runs: list[dict[str, Any]], alive: bool,
+            last_report: dict[int, float]) -> None:
+    """This session's start, earlier sessions' run time, and (unless it runs) when it stopped. An earlier session
+    that was killed (no "ended": its machine or session stopped) counts until its last reported epoch."""
     if not runs:
         t.started, t.finished_at = time.time(), time.time()
         return
     last = runs[-1]
     t.started = float(last.get("started") or time.time())
-    t.elapsed_before = sum(float(s["ended"]) - float(s["started"]) for s in runs[:-1]
-                           if s.get("ended") and s.get("started"))
+    t.elapsed_before = 0.0
+    for i, s in enumerate(runs[:-1]):
+        end = s.get("ended") or last_report.get(i)
+        if end and s.get("started"):
+            t.elapsed_before += max(float(end) - float(s["started"]), 0.0)
     if not alive:
         ended = last.get("ended")
         t.finished_at = float(ended) if ended else _last_sign_of_life(folder, t.started)
@@ -98,13 +103,18 @@ def load(storage: Storage, name: str, eta: bool = True) -> Tracker:
             row["state"] = TrialState.INTERRUPTED.value
         t.update(row)
     runs = sessions(sweep_state)
-    _timing(t, folder, runs, alive)
+    reports = read_rows(folder, EPOCHS_FILE, ["session", "reported_at"])
+    last_report: dict[int, float] = {}
+    for r in reports:
+        if r.get("session") is not None and r.get("reported_at") is not None:
+            last_report[int(r["session"])] = max(last_report.get(int(r["session"]), 0.0), float(r["reported_at"]))
+    _timing(t, folder, runs, alive, last_report)
     t.first_started = first_started(sweep_state)
     if alive and eta and space is not None:
         t.cost = cost(space)
         use_time_model(t, space, sweep_state)
         session = len(runs) - 1
-        t.reported = sum(1 for r in read_rows(folder, EPOCHS_FILE, ["session"]) if r["session"] == session)
+        t.reported = sum(1 for r in reports if r.get("session") == session)
     if runs and runs[0].get("started"):
         first = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(runs[0]["started"])))
         resumed = len(runs) - 1

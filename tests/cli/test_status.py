@@ -78,6 +78,25 @@ def test_status_of_a_finished_sweep(runs: Path) -> None:
     assert default[0] == 0 and default[1] == out
 
 
+def test_elapsed_counts_a_killed_session_until_its_last_epoch(runs: Path, tmp_path: Path) -> None:
+    """A session stopped without a word (its machine or login ended) has no end time: it counts until the last epoch
+    it reported, and the resumed session on top."""
+    folder = copy_as(runs, "twice", tmp_path)
+    t0 = 1_700_000_000.0
+    killed = {"command": "launch", "started": t0, "ended": None, "outcome": None}
+    resumed = {"command": "resume", "started": t0 + 7200, "ended": t0 + 7260, "outcome": "finished"}
+    edit_state(folder, state="finished", sessions=[killed, resumed])
+    sweep = Storage.parse(str(tmp_path / "runs")).folder("twice")
+    epochs = read_rows(sweep, EPOCHS_FILE)
+    for i, e in enumerate(epochs):
+        e.update(session=0, reported_at=t0 + 3600 - i)  # the killed session's last report: an hour in
+    write_rows(sweep, EPOCHS_FILE, epochs, EPOCH_SCHEMA)
+    code, out, err = invoke("status", "twice", "--storage", str(tmp_path / "runs"))
+    assert code == 0, err
+    assert "twice: finished, elapsed 1:01:00" in out, out  # 1:00:00 until the last report, then 0:01:00
+    assert re.search(r"\btwice\s+finished\s.*\s1:01:00\n", invoke("list", "--storage", str(tmp_path / "runs"))[1])
+
+
 def test_status_reads_storage_from_the_environment(runs: Path) -> None:
     result = runner.invoke(app, ["status"], env={"SWEEPER_STORAGE": str(runs), "COLUMNS": "100"})
     assert result.exit_code == 0 and "mixed: finished" in result.stdout
