@@ -5,6 +5,7 @@ pandas and matplotlib are imported inside the command, so `sweeper --help` stays
 
 from __future__ import annotations
 
+import shlex
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +22,14 @@ class Format(StrEnum):
     markdown = "markdown"
     csv = "csv"
     html = "html"
+    yaml = "yaml"
+
+
+def _command(sweeps: list[str] | None, sort_by: str | None, top: int | None, where: str | None) -> str:
+    """The report command that picked the rows, as a user would type it."""
+    args = ["sweeper", "report", *(sweeps or []), *(["--sort-by", sort_by] if sort_by else []),
+            *(["--top", str(top)] if top else []), *(["--where", where] if where else [])]
+    return shlex.join(args)
 
 
 @user_errors
@@ -31,7 +40,8 @@ def report(
                        "(default: every sweep under --storage)."),
     ] = None,
     storage: StorageOpt = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output on stdout.")] = Format.table,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output on stdout; yaml: the rows shown as spec "
+                                        "parameters and variants, to train them again.")] = Format.table,
     out: Annotated[
         Path | None, typer.Option(help="Also write report.md, trials.csv and PNG plots into this folder (and "
                                   "report.html with --format html).")
@@ -80,6 +90,10 @@ def report(
         typer.echo(files.markdown(rep), nl=False)
     elif fmt is Format.csv:
         typer.echo(files.csv_text(rep), nl=False)
+    elif fmt is Format.yaml:
+        from sweeper.report.respec import variants_yaml
+
+        typer.echo(variants_yaml(rep, _command(sweeps, sort_by, top, where)), nl=False)
     else:
         typer.echo(files.html_page(rep), nl=False)
     if out is not None:

@@ -329,8 +329,8 @@ def test_csv_and_html_formats(storage: Path) -> None:
     groups = pd.read_csv(io.StringIO(out))
     assert len(groups) == 10 and {"n", "val_accuracy", "val_accuracy_std"} <= set(groups)
     code, out, _ = cli("slides", "--format", "html", storage=storage)
-    # three families, configurations, reference (test acc, the others), importance
-    assert code == 0 and out.startswith("<!doctype html>") and out.count("<table>") == 7
+    # three families, configurations, reference (test acc, the study's differences, the others), importance
+    assert code == 0 and out.startswith("<!doctype html>") and out.count("<table>") == 8
     assert '<tr class="best"><td>★ 4th CNN</td><td>00017</td>' in out
     assert "<li>4th CNN: conv_layers=2, filters=32, kernel_size=3, pool_every=1, optimizer=adam, lr=0.001" in out
 
