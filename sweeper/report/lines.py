@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from sweeper.report.frame import Report
 from sweeper.report.sections import STAR, fixed_text, fmt_value, global_fixed, id_prefix, isna
 from sweeper.store.trials import Ended
@@ -12,6 +14,22 @@ from sweeper.store.trials import Ended
 
 def _count_text(counts: dict[Ended, int]) -> str:
     return ", ".join(f"{n} {e.value}" for e, n in counts.items() if n)
+
+
+def compute_line(s: Any) -> str | None:
+    """What a sweep's trials cost: trial-epochs, and their run time (Ray's, over every session; a trial's lost
+    partial epoch at an interruption is not in it) times the CPUs (and GPUs) each held."""
+    epochs = pd.to_numeric(s.trials.get("epochs"), errors="coerce").sum() if "epochs" in s.trials else 0
+    wall = pd.to_numeric(s.trials.get("wall_s"), errors="coerce").sum() if "wall_s" in s.trials else 0.0
+    if not wall:
+        return None
+    hours = wall / 3600
+    text = f"compute of {s.name}: {int(epochs):,} trial-epochs in {hours:.2f} trial-hours (each trial's run time, "
+    text += "summed)"
+    if not s.cpus:
+        return text + "; CPUs a trial held: unknown (no spec.yaml)"
+    text += f" x {s.cpus:g} CPU{'s' if s.cpus != 1 else ''} a trial = {hours * s.cpus:.2f} CPU-hours"
+    return text + (f", {hours * s.gpus:.2f} GPU-hours" if s.gpus else "")
 
 
 def header_lines(rep: Report) -> list[str]:
@@ -27,6 +45,8 @@ def header_lines(rep: Report) -> list[str]:
         total = len(s.trials) + unseen
         where = f"{str(s.folder.storage).rstrip('/')}/{s.folder.name}"  # as --storage was given: relative stays so
         lines.append(f"sweep {s.name} ({where}): {total} trials{matching}: {_count_text(counts) or 'none'}")
+        compute = compute_line(s)
+        lines += [compute] if compute else []
     lines.append(f"metric: {rep.metric} ({rep.mode})")
     unfinished = int((~rep.trials["end"].isin([e.value for e in Ended if e.finished or e is Ended.PENDING])).sum())
     if unfinished:

@@ -40,6 +40,8 @@ class Sweep:
     asha_rungs: list[int] = field(default_factory=list)  # epochs at which ASHA may stop a trial
     note: str | None = None  # why spec.yaml gave nothing
     description: str | None = None  # the search space's own `description`, shown in the header
+    cpus: float | None = None  # CPUs (and GPUs) each trial holds (spec.yaml's resources), for its compute
+    gpus: float = 0.0
 
 
 def _results_folder(arg: str) -> SweepFolder | None:
@@ -112,6 +114,7 @@ def _attach_spec(sweep: Sweep) -> None:
     sweep.variants = list(space.variants)
     sweep.axes = [a.key for a in space.axes]
     sweep.planned = space.planned_per_variant() or {}
+    sweep.cpus, sweep.gpus = spec.resources.cpu, spec.resources.gpu
     if spec.scheduler.type == "asha":
         sweep.asha_rungs = [m for m in asha_milestones(spec.epochs, spec.scheduler.grace_period,
                                                        spec.scheduler.reduction_factor) if m < spec.epochs]

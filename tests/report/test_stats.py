@@ -183,3 +183,13 @@ def test_holm_and_welch() -> None:
     assert kind == "Welch" and p == pytest.approx(st.ttest_ind(a["value"], b["value"], equal_var=False).pvalue)
     p, kind = compare(a, a.assign(value=a["value"]))
     assert kind == "paired" and p == 1.0  # identical replicates: no difference
+
+
+def test_the_header_says_what_the_sweep_cost(tmp_path: Path) -> None:
+    spec = SPEC.replace("epochs: 3\n", "epochs: 3\nresources: {cpu: 2, gpu: 0.5}\n")
+    plan = [Planned({"seed": s}, [0.8, 0.9], "A", extra={"wall_s": 1800.0}) for s in range(3)]
+    storage = write_sweep(tmp_path, "costly", spec, plan)
+    lines = markdown(build_report(["costly"], storage)).splitlines()
+    # 3 trials x 2 epochs; 3 x 1800 s = 1.5 trial-hours, each holding 2 CPUs and half a GPU
+    assert ("- compute of costly: 6 trial-epochs in 1.50 trial-hours (each trial's run time, summed) x 2 CPUs a "
+            "trial = 3.00 CPU-hours, 0.75 GPU-hours") in lines
