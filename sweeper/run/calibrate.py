@@ -2,9 +2,11 @@
 
 For each architecture (spec/cost.py's ARCH_KEYS) a model is built as a trial builds it, with the trial's thread
 count, and fed random images of the right shape: WARMUP + TIMED training batches (forward, backward, optimizer
-step) and a few evaluation batches. The measured seconds per training batch and per evaluated image are cached
-in the user's cache folder, keyed by architecture, torch version, threads and machine, so a second dry run does
-not import torch at all; an epoch's seconds are extrapolated from them to the sweep's train/validation sizes.
+step) and a few evaluation batches, while as many helper processes as the sweep runs other trials at once on this
+machine train the same architecture (loadgen.py: trials that share a machine slow each other). The measured
+seconds per training batch and per evaluated image are cached in the user's cache folder, keyed by architecture,
+torch version, threads, trials at once and machine, so a second dry run does not import torch at all; an epoch's
+seconds are extrapolated from them to the sweep's train/validation sizes.
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ def _torch_version() -> str:
         return "?"
 
 
-def cache_key(arch: str, n_threads: int) -> str:
-    text = json.dumps([arch, _torch_version(), n_threads, machine()])
+def cache_key(arch: str, n_threads: int, at_once: int = 1) -> str:
+    text = json.dumps([arch, _torch_version(), n_threads, machine(), at_once])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -114,22 +116,34 @@ def epoch_seconds(entry: dict[str, float], batch_size: int, train: int, val: int
     return math.ceil(train / batch_size) * entry["train_batch_s"] + val * entry["eval_image_s"]
 
 
+def local_at_once(space: Space) -> int:
+    """Trials at once on this machine: its CPUs, the CPUs each trial asks for, max_concurrent, the trial count."""
+    return trials_at_once(space.spec, os.cpu_count() or 1, space.num_trials)
+
+
 def seconds_per_epoch(space: Space) -> dict[str, float]:
-    """Seconds per epoch of each architecture the sweep's trials use, measured here (or from the cache)."""
+    """Seconds per epoch of each architecture the sweep's trials use, measured here with the sweep's other trials
+    at once as load (or from the cache)."""
+    from sweeper.run.loadgen import Load
+
     n_threads = threads(space.spec.resources.cpu)
+    at_once = local_at_once(space)
     train, val = data_sizes(space.spec.data)
     cache = _read_cache()
-    new: dict[str, Any] = {}
+    archs = list(dict.fromkeys(trial_architectures(space)))
+    entries = {a: cache.get(cache_key(a, n_threads, at_once)) for a in archs}
+    missing = [a for a, e in entries.items() if not isinstance(e, dict)]
+    if missing:
+        with Load(at_once - 1, n_threads) as load:
+            for arch in missing:
+                load.train(arch)
+                entries[arch] = measure(params_of(arch), n_threads) | {"architecture": arch, "at_once": at_once}
+        _write_cache({cache_key(a, n_threads, at_once): entries[a] for a in missing})
     out = {}
-    for arch in dict.fromkeys(trial_architectures(space)):
-        key = cache_key(arch, n_threads)
-        entry = cache.get(key) or new.get(key)
-        if not isinstance(entry, dict):
-            entry = new[key] = measure(params_of(arch), n_threads) | {"architecture": arch}
+    for arch, entry in entries.items():
+        assert isinstance(entry, dict)
         batch = int(arch.split("batch_size=")[1].split()[0])
         out[arch] = epoch_seconds(entry, batch, train, val)
-    if new:
-        _write_cache(new)
     return out
 
 

@@ -1,13 +1,18 @@
-"""Calibration (run/calibrate.py): positive seconds per epoch that grow with the architecture, cached per
-architecture so a second call measures nothing."""
+"""Calibration (run/calibrate.py): positive seconds per epoch that grow with the architecture, measured with the
+sweep's other trials at once as load (loadgen.py's helpers), cached per architecture and trials at once so a second
+call measures nothing."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from sweeper.run import calibrate
+from sweeper.run import calibrate, loadgen
 from sweeper.spec.cost import architecture, trial_architectures
 from sweeper.spec.loader import load
 from sweeper.spec.params import TrialParams
@@ -66,3 +71,54 @@ def test_params_of_an_architecture_round_trips() -> None:
 def test_an_epoch_extrapolates_batches_and_evaluated_images() -> None:
     entry = {"train_batch_s": 0.01, "eval_image_s": 1e-5}
     assert calibrate.epoch_seconds(entry, 32, 48_000, 12_000) == pytest.approx(1500 * 0.01 + 12_000 * 1e-5)
+
+
+def alive(pid: int) -> bool:
+    """Is the process running (not gone, not a zombie waiting for its parent to reap it)?"""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def test_calibration_measures_with_the_other_trials_at_once_as_load(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[int] = []
+    real_enter = loadgen.Load.__enter__
+
+    def enter(self: loadgen.Load) -> loadgen.Load:
+        out = real_enter(self)
+        started.extend(h.pid for h in self.helpers)
+        return out
+
+    monkeypatch.setattr(loadgen.Load, "__enter__", enter)
+    monkeypatch.setattr(calibrate.os, "cpu_count", lambda: 2)  # 2 trials at once (cpu: 1 each, 4 trials)
+    path = tmp_path / "cal.yaml"
+    path.write_text(SPACE)
+    space = load(path)
+    seconds = calibrate.seconds_per_epoch(space)
+    assert len(started) == 1  # one helper: the other trial at once
+    entries = json.loads((cache / calibrate.CACHE_FILE).read_text())
+    assert {e["at_once"] for e in entries.values()} == {2} and len(entries) == len(seconds) == 2
+    assert not any(alive(pid) for pid in started)
+    monkeypatch.setattr(calibrate.os, "cpu_count", lambda: 1)  # one at a time: measured anew, without helpers
+    calibrate.seconds_per_epoch(space)
+    assert len(started) == 1 and len(json.loads((cache / calibrate.CACHE_FILE).read_text())) == 4
+
+
+def test_a_helper_trains_each_architecture_and_dies_with_its_parent(tmp_path: Path) -> None:
+    arch = architecture(TrialParams(model="mlp", hidden=[16]).model_dump())
+    parent = subprocess.run(  # a parent killed without cleaning up: no __exit__, no closing of pipes by hand
+        [sys.executable, "-c", "import os, sys\nfrom sweeper.run.loadgen import Load\n"
+         f"load = Load(1, 1).__enter__()\nload.train({arch!r})\nload.train({arch!r})\n"
+         "print(load.helpers[0].pid, load.helpers[0].poll(), flush=True)\nos._exit(0)"],
+        capture_output=True, text=True, timeout=120)
+    pid, code = parent.stdout.split()
+    assert code == "None"  # the helper was training, alive, after two switches
+    helper = int(pid)
+    deadline = time.monotonic() + 30
+    while alive(helper):
+        assert time.monotonic() < deadline, "the helper outlived its parent"
+        time.sleep(0.1)

@@ -1,0 +1,106 @@
+"""The other trials of a sweep, for calibration: trials that run at once share the machine (its cores, caches and
+memory bandwidth, and on many virtual machines one physical core's two hardware threads), so an epoch takes longer
+with two trials at once than alone; on this project's 2-core machine a CNN's took about 1.5 times as long. The
+calibration (calibrate.py) therefore times an architecture while helper processes train the same one.
+
+A helper (`python -m sweeper.run.loadgen THREADS`) reads one architecture key per line on stdin, trains it on
+random batches until the next line comes, and prints "ready" once it has built and warmed up each. It exits when
+its stdin closes, so helpers never outlive the process that started them, even one that was killed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from types import TracebackType
+
+
+class Load:
+    """`n` helper processes with `n_threads` torch threads each; `train(arch)` switches them all to `arch` and
+    returns once each is training it. A helper that failed to start or died is left out: the calibration then
+    measures with less load, never hangs."""
+
+    def __init__(self, n: int, n_threads: int) -> None:
+        self.n, self.n_threads = n, n_threads
+        self.helpers: list[subprocess.Popen[str]] = []
+
+    def __enter__(self) -> Load:
+        cmd = [sys.executable, "-m", "sweeper.run.loadgen", str(self.n_threads)]
+        self.helpers = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                         text=True) for _ in range(self.n)]
+        return self
+
+    def train(self, arch: str) -> None:
+        for h in self.helpers:
+            self._say(h, arch)
+        for h in self.helpers:
+            if h.poll() is None and h.stdout is not None and h.stdout.readline().strip() != "ready":
+                h.kill()  # it could not train this architecture: no load from it
+
+    @staticmethod
+    def _say(h: subprocess.Popen[str], line: str) -> None:
+        try:
+            if h.stdin is not None and h.poll() is None:
+                h.stdin.write(line + "\n")
+                h.stdin.flush()
+        except OSError:  # died meanwhile: train() skips it
+            pass
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        for h in self.helpers:
+            try:
+                if h.stdin is not None:
+                    h.stdin.close()  # EOF: the helper exits
+            except OSError:
+                pass
+        for h in self.helpers:
+            try:
+                h.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                h.kill()
+                h.wait()
+
+
+def main(n_threads: int) -> None:
+    """A helper's loop: train the architecture named last on stdin, one random batch after another."""
+    import torch
+    from torch import nn
+
+    from sweeper.run.calibrate import WARMUP, params_of
+    from sweeper.run.models import build_model
+    from sweeper.run.trainable import make_optimizer
+
+    torch.set_num_threads(n_threads)
+    wanted: list[str] = []
+    changed = threading.Event()
+
+    def read() -> None:
+        for line in sys.stdin:
+            wanted.append(line.strip())
+            changed.set()
+        os._exit(0)  # stdin closed: the parent is done (or dead)
+
+    threading.Thread(target=read, daemon=True).start()
+    loss_fn = nn.CrossEntropyLoss()
+    while True:
+        changed.wait()
+        changed.clear()
+        p = params_of(wanted[-1])
+        model = build_model(p)
+        opt = make_optimizer(p, model)
+        x, y = torch.rand(p.batch_size, 1, 28, 28), torch.randint(0, 10, (p.batch_size,))
+        model.train()
+        for i in range(10**9):
+            if i == WARMUP:
+                print("ready", flush=True)
+            if changed.is_set():
+                break
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x), y).backward()
+            opt.step()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
