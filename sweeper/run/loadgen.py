@@ -1,7 +1,8 @@
 """The other trials of a sweep, for calibration: trials that run at once share the machine (its cores, caches and
-memory bandwidth, and on many virtual machines one physical core's two hardware threads), so an epoch takes longer
-with two trials at once than alone; on this project's 2-core machine a CNN's took about 1.5 times as long. The
-calibration (calibrate.py) therefore times an architecture while helper processes train the same one.
+memory bandwidth, and on many virtual machines one physical core's two hardware threads), so an epoch may take
+longer with two trials at once than alone: timed alone, the calibration put slides.yaml's CNN epochs at about 2/3
+of what they took two at a time on this project's 2-core machine. The calibration (calibrate.py) therefore times an
+architecture while helper processes train the same one, as many as the other trials at once.
 
 A helper (`python -m sweeper.run.loadgen THREADS`) reads one architecture key per line on stdin, trains it on
 random batches until the next line comes, and prints "ready" once it has built and warmed up each. It exits when
