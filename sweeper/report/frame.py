@@ -179,6 +179,8 @@ def group(df: pd.DataFrame, keys: list[str], params: list[str]) -> tuple[pd.Data
     for m in METRICS:
         out[f"{m}_ci"] = half_widths(out[f"{m}_std"], counts[m])
     ends = pd.crosstab(gid, df["end"])
+    order = {e.value: i for i, e in enumerate(Ended)}  # Ended's order, as the header counts them
+    ends = ends[sorted(ends.columns, key=lambda c: order.get(c, len(order)))]
     parts = [np.where(ends[c] > 0, ends[c].astype(str) + f" {c}", "") for c in ends.columns]
     out["end"] = pd.Series([", ".join(p for p in row if p) for row in zip(*parts, strict=True)], index=ends.index)
     return out.reset_index(drop=True), [p for p in params if p in keys or p in kept]

@@ -206,7 +206,7 @@ def test_group_by_variant_gives_mean_interval_and_n(storage: Path) -> None:
 def test_group_by_a_parameter_and_sort_top(storage: Path) -> None:
     rep = build(["asha"], str(storage), group_by=["param_filters"], sort_by="filters")
     assert rep.rows["filters"].tolist() == [8, 16] and rep.rows["n"].tolist() == [4, 3]  # one still running
-    assert rep.rows["end"].tolist() == ["2 ASHA-stopped, 2 completed", "2 ASHA-stopped, 1 completed, 1 running"]
+    assert rep.rows["end"].tolist() == ["2 completed, 2 ASHA-stopped", "1 completed, 2 ASHA-stopped, 1 running"]
     rep = build(["slides"], str(storage), sort_by="-test_accuracy", top=3)
     assert rep.rows["test_accuracy"].tolist() == sorted(rep.rows["test_accuracy"])  # '-' reverses best-first
     rep = build(["slides"], str(storage), sort_by="val_accuracy", top=2)

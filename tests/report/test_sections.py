@@ -232,7 +232,7 @@ def test_group_by_keeps_the_same_column_order(storage: Storage) -> None:
     assert header == ["optimizer", "n", "ended", "epochs", "val acc", "test acc", "val loss", "test loss",
                       "train acc", "train loss", "wall s"]
     assert [r[0] for r in rows] == ["★sgd", "adam"]  # the mean val_accuracy of finished trials, best first
-    assert rows[1][:3] == ["adam", "6", "4 ASHA-stopped, 2 completed, 1 error, 1 running"]
+    assert rows[1][:3] == ["adam", "6", "2 completed, 4 ASHA-stopped, 1 error, 1 running"]
     assert "lr follows optimizer: adam=0.001, sgd=0.01" in text.splitlines()
     assert PENDING in text.splitlines() and "showing" not in text
     grouped = build_report(["cnnlike"], storage, group_by=["variant", "optimizer"], top=1)
