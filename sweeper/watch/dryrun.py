@@ -83,5 +83,6 @@ def print_dry_run(space: Space, console: Console, timing: dict[str, Any] | None 
     if timing is not None:
         slots = int(timing["slots"])
         wall = expected_wall(c, trial_architectures(space), timing["seconds_per_epoch"], slots)
-        _plain(console, f"expected wall time about {duration(wall)} on this machine ({slots} trials at once; "
+        at_once = f"{slots} trial{'s' if slots != 1 else ''} at once"
+        _plain(console, f"expected wall time about {duration(wall)} on this machine ({at_once}; "
                         f"including {STARTUP_S:.0f} s to start)")
