@@ -153,7 +153,7 @@ def pairs_section(rep: Report) -> Section | None:
     ref = rep.references
     if ref is None or ref.empty or not (ref["metric"] == HEADLINE).any():
         return None
-    pairs = rep.cached("pairs", lambda: reference_pairs(rep.trials, rep.sweeps, HEADLINE))
+    pairs, alternatives = rep.cached("pairs", lambda: reference_pairs(rep.trials, rep.sweeps, HEADLINE))
     if pairs is None:
         return None
     who: list[tuple[str, str, bool, Any]] = [("sweep", "sweep", False, lambda r: r["sweep"])] if len(rep.sweeps) > 1 \
@@ -167,7 +167,7 @@ def pairs_section(rep: Report) -> Section | None:
             ("p", "p (Holm)", True, lambda r: pvalue(r["p_holm"])),
             ("verdict", "difference", False, lambda r: r["verdict"])]
     return _table(f"The study's differences: {LABELS[HEADLINE]}", pairs, spec,
-                  notes=pair_lines(pairs, LABELS[HEADLINE]), keep=["a", "b", "verdict"])
+                  notes=pair_lines(pairs, LABELS[HEADLINE], alternatives), keep=["a", "b", "verdict"])
 
 
 def importance_of(rep: Report) -> Importance:

@@ -48,33 +48,38 @@ def _verdict(row: dict[str, Any], sign: float) -> str:
     return SAME if sign * row["delta"] * np.sign(row["ref_delta"]) >= 0 else REVERSED
 
 
-def reference_pairs(trials: pd.DataFrame, sweeps: list[Any], metric: str) -> pd.DataFrame | None:
+def reference_pairs(trials: pd.DataFrame, sweeps: list[Any], metric: str) -> tuple[pd.DataFrame | None, list[str]]:
     """Per sweep, its variants with a reference for `metric` and trials in the report, best reference first; per
     neighbouring pair (a, b): the study's difference ref_a - ref_b, ours with its 95% interval, n of each side, the
-    test and its Holm-corrected p (over every tested pair of the report), and the verdict."""
+    test and its Holm-corrected p (over every tested pair of the report), and the verdict. Also the sweeps left
+    out: those whose variants share a study number (alternatives of one study variant, as in a follow-up sweep)
+    have no study order to test."""
     sign = 1.0 if metric.endswith("accuracy") else -1.0  # accuracy: higher is better; loss: lower
     done = ran_to_end(trials, metric) & trials["variant"].notna().to_numpy()
-    rows = []
+    rows, alternatives = [], []
     for s in sweeps:
         mine = done & trials["sweep"].eq(s.name).to_numpy()
         samples = dict(list(_samples(trials, mine, metric).groupby("variant", sort=False)))
         refs = sorted(((v, r[metric]) for v, r in s.references.items() if metric in r and v in samples),
                       key=lambda vr: -sign * vr[1])
+        if len({r for _, r in refs}) < len(refs):
+            alternatives.append(s.name)
+            continue
         for (va, ra), (vb, rb) in zip(refs, refs[1:], strict=False):
             rows.append({"sweep": s.name, "a": va, "b": vb, "ref_delta": ra - rb, **_pair(samples[va], samples[vb])})
     if not rows:
-        return None
+        return None, alternatives
     pairs = pd.DataFrame(rows)
     tested = pairs["p"].notna()
     pairs["p_holm"] = np.nan
     if tested.any():
         pairs.loc[tested, "p_holm"] = holm(pairs.loc[tested, "p"].to_numpy())
     pairs["verdict"] = [_verdict(r, sign) for r in pairs.to_dict("records")]
-    return pairs
+    return pairs, alternatives
 
 
-def pair_lines(pairs: pd.DataFrame, name: str) -> list[str]:
-    """The finding in one sentence, and how it was tested."""
+def pair_lines(pairs: pd.DataFrame, name: str, alternatives: list[str]) -> list[str]:
+    """The finding in one sentence, the sweeps left out, and how it was tested."""
     counts = pairs["verdict"].value_counts()
     real = int(counts.get(SAME, 0) + counts.get(REVERSED, 0))
     line = (f"{name}: of the study's {len(pairs)} differences between neighbouring variants, {real} "
@@ -85,5 +90,9 @@ def pair_lines(pairs: pd.DataFrame, name: str) -> list[str]:
     line += f"; {untested} untested (n < 2)" if untested else ""
     kinds = sorted({k for k in pairs["test"] if k}, reverse=True)
     how = ("variants in the study's order, best first; Δ = a - b, the study's beside ours with its 95% interval; "
-           f"p: two-sided {' and '.join(kinds) or 'Welch'} t-tests, Holm-corrected over the pairs")
-    return [line, how]
+           f"p: two-sided {' and '.join(kinds) or 'Welch'} t-tests, Holm-corrected over the pairs, which the verdict "
+           f"uses (the intervals are each pair's own, not corrected: one may exclude 0 while the corrected p says "
+           f"not shown)")
+    left = [f"not in this table: {', '.join(alternatives)} (its variants share study numbers: alternatives of one "
+            f"study variant, with no study order between them)"] if alternatives else []
+    return [line, *left, how]

@@ -33,8 +33,8 @@ def trials() -> pd.DataFrame:
 
 def test_pairs_match_scipy_and_holm() -> None:
     sweep = SimpleNamespace(name="s", references={v: {"test_accuracy": r} for v, r in reversed(REFS.items())})
-    pairs = reference_pairs(trials(), [sweep], "test_accuracy")
-    assert pairs is not None
+    pairs, left_out = reference_pairs(trials(), [sweep], "test_accuracy")
+    assert pairs is not None and left_out == []
     assert list(zip(pairs["a"], pairs["b"], strict=True)) == [("P", "Q"), ("Q", "R"), ("R", "S"), ("S", "T")]
     tests = [st.ttest_rel(VALUES["P"], VALUES["Q"]), st.ttest_ind(VALUES["Q"], VALUES["R"], equal_var=False),
              st.ttest_ind(VALUES["R"], VALUES["S"], equal_var=False)]
@@ -69,3 +69,12 @@ def test_every_format_shows_the_pairs(rep: Report) -> None:  # noqa: F811
     assert (f"| A | C | 3, 3 | +0.0950 | {a.mean() - c.mean():+.4f} | [{low:.4f}, {high:.4f}] | Welch | "
             f"{'<0.001' if welch.pvalue < 0.001 else f'{welch.pvalue:.3f}'} | real |") in section
     assert "| B | D | 3, 1 |" in section and "| D | A | 1, 3 |" in section
+
+
+def test_a_sweep_of_alternatives_to_one_study_variant_has_no_study_order() -> None:
+    same = {"test_accuracy": 0.93}
+    followup = SimpleNamespace(name="f", references={"P": same, "Q": same})
+    study = SimpleNamespace(name="s", references={v: {"test_accuracy": r} for v, r in REFS.items()})
+    both = pd.concat([trials(), trials().assign(sweep="f")])
+    pairs, left_out = reference_pairs(both, [followup, study], "test_accuracy")
+    assert pairs is not None and set(pairs["sweep"]) == {"s"} and left_out == ["f"]
