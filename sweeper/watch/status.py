@@ -103,7 +103,9 @@ def load(storage: Storage, name: str, eta: bool = True) -> Tracker:
             row["state"] = TrialState.INTERRUPTED.value
         t.update(row)
     runs = sessions(sweep_state)
-    reports = read_rows(folder, EPOCHS_FILE, ["session", "reported_at"])
+    killed = any(not s.get("ended") for s in runs[:-1])  # epochs.parquet is read only where it is needed
+    wanted = killed or (alive and eta and space is not None)
+    reports = read_rows(folder, EPOCHS_FILE, ["session", "reported_at"]) if wanted else []
     last_report: dict[int, float] = {}
     for r in reports:
         if r.get("session") is not None and r.get("reported_at") is not None:
