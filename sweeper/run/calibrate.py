@@ -1,12 +1,13 @@
 """Seconds per epoch of each distinct architecture on this machine: the calibration behind spec/cost.py's time.
 
 For each architecture (spec/cost.py's ARCH_KEYS) a model is built as a trial builds it, with the trial's thread
-count, and fed random images of the right shape: WARMUP + TIMED training batches (forward, backward, optimizer
-step) and a few evaluation batches, while as many helper processes as the sweep runs other trials at once on this
-machine train the same architecture (loadgen.py: trials that share a machine slow each other). The measured
-seconds per training batch and per evaluated image are cached in the user's cache folder, keyed by architecture,
-torch version, threads, trials at once and machine, so a second dry run does not import torch at all; an epoch's
-seconds are extrapolated from them to the sweep's train/validation sizes.
+count, and the trial's own train_epoch and evaluate run on random images of the right shape (a warm-up, then
+training batches for at least MIN_TIMED_S, and one evaluation batch of the trial's size), while as many helper
+processes as the sweep runs other trials at once on this machine train the same architecture (loadgen.py: trials
+that share a machine slow each other). The measured seconds per training batch and per evaluated image are cached
+in the user's cache folder, keyed by architecture, torch version, threads, trials at once, machine and METHOD, so a
+second dry run does not import torch at all; an epoch's seconds are extrapolated from them to the sweep's
+train/validation sizes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import time
 from importlib import metadata
 from typing import Any
@@ -25,9 +27,10 @@ from sweeper.spec.cost import data_sizes, threads, trial_architectures, trials_a
 from sweeper.spec.params import TrialParams
 from sweeper.spec.space import Space
 
-WARMUP, TIMED = 3, 10
-EVAL_IMAGES = 512  # per timed evaluation batch
+WARMUP = 3  # loadgen.py's helpers say "ready" after this many batches
+CHUNK, MIN_CHUNKS, MAX_CHUNKS, MIN_TIMED_S = 4, 3, 16, 0.5  # timed training: batches per call, calls, seconds
 CACHE_FILE = "calibration.json"
+METHOD = 2  # in the cache key: entries timed another way (1: a bare step loop, 512-image evaluation) are not used
 
 
 def machine() -> str:
@@ -49,7 +52,7 @@ def _torch_version() -> str:
 
 
 def cache_key(arch: str, n_threads: int, at_once: int = 1) -> str:
-    text = json.dumps([arch, _torch_version(), n_threads, machine(), at_once])
+    text = json.dumps([arch, _torch_version(), n_threads, machine(), at_once, METHOD])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -73,12 +76,15 @@ def _write_cache(entries: dict[str, Any]) -> None:
 
 
 def measure(p: TrialParams, n_threads: int) -> dict[str, float]:
-    """{train_batch_s, eval_image_s} of one architecture with `n_threads` torch threads."""
+    """{train_batch_s, eval_image_s} of one architecture with `n_threads` torch threads.
+
+    Times the trial's own code on random images: train_epoch (index gather, loss, backward, step, the running
+    accuracy) in chunks of CHUNK batches for at
+    least MIN_TIMED_S (the median chunk counts), and evaluate() on one EVAL_BATCH, the batch a trial evaluates with."""
     import torch
-    from torch import nn
 
     from sweeper.run.models import build_model
-    from sweeper.run.trainable import make_optimizer
+    from sweeper.run.trainable import EVAL_BATCH, evaluate, make_optimizer, train_epoch
 
     before = torch.get_num_threads()
     torch.set_num_threads(n_threads)
@@ -86,27 +92,22 @@ def measure(p: TrialParams, n_threads: int) -> dict[str, float]:
         gen = torch.Generator().manual_seed(0)
         model = build_model(p)
         opt = make_optimizer(p, model)
-        loss_fn = nn.CrossEntropyLoss()
-        x = torch.rand(p.batch_size, 1, 28, 28, generator=gen)
-        y = torch.randint(0, 10, (p.batch_size,), generator=gen)
-        model.train()
-        for i in range(WARMUP + TIMED):
-            if i == WARMUP:
-                start = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            opt.step()
-            loss.item()
-        train_batch_s = (time.perf_counter() - start) / TIMED
-        model.eval()
-        xe = torch.rand(EVAL_IMAGES, 1, 28, 28, generator=gen)
-        with torch.no_grad():
-            model(xe)
+        x = torch.rand(CHUNK * p.batch_size, 1, 28, 28, generator=gen)
+        y = torch.randint(0, 10, (len(x),), generator=gen)
+        for _ in range(2):  # warm-up
+            train_epoch(model, opt, x, y, p.batch_size, gen, p)
+        chunks: list[float] = []
+        while len(chunks) < MIN_CHUNKS or (sum(chunks) < MIN_TIMED_S and len(chunks) < MAX_CHUNKS):
             start = time.perf_counter()
-            for _ in range(3):
-                model(xe).argmax(1).sum().item()
-        eval_image_s = (time.perf_counter() - start) / (3 * EVAL_IMAGES)
+            train_epoch(model, opt, x, y, p.batch_size, gen, p)
+            chunks.append(time.perf_counter() - start)
+        train_batch_s = statistics.median(chunks) / CHUNK  # the median chunk: a stall elsewhere does not count
+        xe = torch.rand(EVAL_BATCH, 1, 28, 28, generator=gen)
+        ye = torch.randint(0, 10, (EVAL_BATCH,), generator=gen)
+        evaluate(model, xe, ye)  # warm-up
+        start = time.perf_counter()
+        evaluate(model, xe, ye)
+        eval_image_s = (time.perf_counter() - start) / EVAL_BATCH
     finally:
         torch.set_num_threads(before)
     return {"train_batch_s": train_batch_s, "eval_image_s": eval_image_s}
