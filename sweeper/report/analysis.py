@@ -20,7 +20,7 @@ from sweeper.report.frame import Report
 from sweeper.report.importance import MIN_TRIALS, Importance, importance, marginal_effects
 from sweeper.report.pairs import pair_lines, reference_pairs
 from sweeper.report.sections import LABELS, MISSING, Section, fmt_value, label, metric_priority
-from sweeper.report.stats import ran_to_end
+from sweeper.report.stats import half_widths, ran_to_end
 
 HEADLINE = "test_accuracy"  # the reference table's first metric: the study's final score
 
@@ -58,7 +58,7 @@ def _who(rep: Report, reps: pd.DataFrame) -> list[str]:
 
 def configurations(rep: Report) -> tuple[pd.DataFrame, list[str]]:
     """stats.py's configurations, best first, each with its first trial's columns (sweep, variant, parameters),
-    its mean test score, and a label; and the columns that tell them apart."""
+    its test score's mean and 95% interval, and a label; and the columns that tell them apart."""
     comp = rep.comparison
     trials = rep.trials.reset_index(drop=True)
     first = pd.Series(np.arange(len(trials))).groupby(comp.codes).first()
@@ -66,8 +66,13 @@ def configurations(rep: Report) -> tuple[pd.DataFrame, list[str]]:
     configs = comp.configs.join(picked.drop(columns=list(comp.configs.columns), errors="ignore"))
     test = test_metric(rep.metric)
     done = ran_to_end(trials, test) if test in trials else np.zeros(len(trials), dtype=bool)
-    means = pd.to_numeric(trials.loc[done, test]).groupby(comp.codes[done]).mean() if done.any() else pd.Series()
-    configs["test_mean"] = configs["config"].map(means)
+    scores = pd.DataFrame({"count": [], "mean": [], "std": []})
+    if done.any():
+        scores = pd.to_numeric(trials.loc[done, test]).groupby(comp.codes[done]).agg(["count", "mean", "std"])
+    half = half_widths(scores["std"], scores["count"])
+    configs["test_mean"] = configs["config"].map(scores["mean"])
+    configs["test_ci_low"] = configs["config"].map(scores["mean"] - half)
+    configs["test_ci_high"] = configs["config"].map(scores["mean"] + half)
     who = _who(rep, configs)
     configs["label"] = [", ".join(str(r[k]) if k in ("sweep", "variant") else f"{k}={fmt_value(r[k], k)}"
                                   for k in who) or f"configuration {i + 1}"
@@ -79,7 +84,7 @@ def configurations(rep: Report) -> tuple[pd.DataFrame, list[str]]:
 
 def configurations_section(rep: Report, limit: int | None = None) -> Section | None:
     """One row per configuration, best first: n, mean, 95% interval and std of the metric, how it compares with
-    the best (Holm-corrected p and the test), and its mean test score."""
+    the best (Holm-corrected p and the test), and its test score's mean and 95% interval (reported, not ranked by)."""
     if not rep.comparison.replicated:
         return None
     configs, who = configurations(rep)
@@ -93,10 +98,12 @@ def configurations_section(rep: Report, limit: int | None = None) -> Section | N
              ("vs_best", "vs best", False, lambda r: r["mark"]),
              ("p", "p (Holm)", True, lambda r: pvalue(r["p_holm"])),
              ("test", "test", False, lambda r: r["test"] or MISSING),
-             (test, label(test), True, lambda r: fmt_value(r["test_mean"], test))]
+             (test, label(test), True, lambda r: fmt_value(r["test_mean"], test)),
+             ("test_ci", f"{label(test)} 95% CI", True, lambda r: interval(r["test_ci_low"], r["test_ci_high"]))]
     count = f"{len(shown)} of {len(configs)}" if len(shown) < len(configs) else f"{len(configs)}"
     how = (f"mean {rep.metric} over the replicates that ran their whole protocol, 95% t interval, n; p: "
-           f"Holm-corrected test against the best")
+           f"Holm-corrected test against the best; {label(test)}: the final score, mean and 95% t interval over the "
+           f"same replicates (reported, never used to rank)")
     return _table(f"Configurations ({count})", shown, spec, notes=[*rep.comparison.lines(), how],
                   keep=[*who[:2], rep.metric])  # no star: ★ is the best trial; "best" says which configuration
 

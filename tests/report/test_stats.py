@@ -88,7 +88,12 @@ def test_intervals_and_the_tie_set_match_scipy(rep: Report) -> None:
         assert row["n"] == 3 and row["mean"] == pytest.approx(np.mean(values))
         assert row["std"] == pytest.approx(np.std(values, ddof=1))
         assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high))
+        scores = TEST[variant]  # the final score: mean and interval over the same replicates, never ranked by
+        low, high = st.t.interval(0.95, len(scores) - 1, loc=np.mean(scores), scale=st.sem(scores))
+        assert row["test_mean"] == pytest.approx(np.mean(scores))
+        assert (row["test_ci_low"], row["test_ci_high"]) == pytest.approx((low, high))
     assert by.loc["D", "n"] == 1 and np.isnan(by.loc["D", "ci_low"])  # n < 2: no interval
+    assert by.loc["D", "test_mean"] == pytest.approx(0.920) and np.isnan(by.loc["D", "test_ci_low"])
     holm_p = expected_holm()
     assert by.loc["B", "p_holm"] == pytest.approx(holm_p["B"]) and holm_p["B"] >= 0.05
     assert by.loc["C", "p_holm"] == pytest.approx(holm_p["C"]) and holm_p["C"] < 0.05
@@ -113,16 +118,20 @@ def test_every_table_marks_the_tie(rep: Report) -> None:
         "00006": "worse", "00007": "worse", "00008": "worse", "00009": "untested", "00010": "best"}
     assert "1 configuration is indistinguishable from the best at 95%" in " ".join(text.split())
     header, rows = table(text, "Configurations (4)")
-    assert header == ["variant", "n", "val acc", "95% CI", "std", "vs best", "p (Holm)", "test", "test acc"]
+    assert header == ["variant", "n", "val acc", "95% CI", "std", "vs best", "p (Holm)", "test", "test acc",
+                      "test acc 95% CI"]
     a = VAL["A"]
     low, high = st.t.interval(0.95, 2, loc=np.mean(a), scale=st.sem(a))
     assert rows[0][:5] == ["A", "3", f"{np.mean(a):.4f}", f"[{low:.4f}, {high:.4f}]", f"{np.std(a, ddof=1):.4f}"]
+    t = TEST["A"]
+    low, high = st.t.interval(0.95, 2, loc=np.mean(t), scale=st.sem(t))
+    assert rows[0][8:] == [f"{np.mean(t):.4f}", f"[{low:.4f}, {high:.4f}]"] and rows[3][8:] == ["0.9200", "-"]
     assert [r[5] for r in rows] == ["best", "≈", "worse", "untested"]
     assert [r[7] for r in rows] == ["-", "paired", "Welch", "-"]
     header, rows = table(text, "Reference: test acc")
     assert header[-1] == "vs best" and [r[-1] for r in rows] == ["best", "≈", "worse", "untested"]
     md = markdown(rep)
-    assert "| variant | n | val acc | 95% CI | std | vs best | p (Holm) | test | test acc |" in md
+    assert "| variant | n | val acc | 95% CI | std | vs best | p (Holm) | test | test acc | test acc 95% CI |" in md
     assert "| vs best |" in md.split("## Reference: ")[1]
 
 
