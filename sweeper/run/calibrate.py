@@ -79,8 +79,8 @@ def measure(p: TrialParams, n_threads: int) -> dict[str, float]:
     """{train_batch_s, eval_image_s} of one architecture with `n_threads` torch threads.
 
     Times the trial's own code on random images: train_epoch (index gather, loss, backward, step, the running
-    accuracy) in chunks of CHUNK batches for at
-    least MIN_TIMED_S (the median chunk counts), and evaluate() on one EVAL_BATCH, the batch a trial evaluates with."""
+    accuracy) in chunks of CHUNK batches for at least MIN_TIMED_S (the median chunk counts), and evaluate() on one
+    EVAL_BATCH, the batch a trial evaluates with."""
     import torch
 
     from sweeper.run.models import build_model
