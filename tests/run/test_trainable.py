@@ -124,7 +124,11 @@ def test_real_fashion_mnist_study_variant_beats_chance_clearly(tmp_path: Path, r
 # -- keys beyond the study: defaults change nothing; schedules, label smoothing, checkpoints ----------------------
 
 # Metrics the code gave before these keys existed (1 thread, CPU), for trials that leave them at their defaults:
-# they must come out bit for bit the same (same weights init order, same use of every RNG).
+# they must come out the same (same weights init order, same use of every RNG): accuracies exactly, losses to
+# float32 rounding. Bit for bit is only true on one CPU: torch picks AVX2 or AVX-512 kernels at run time, and their
+# float32 sums round differently in the 7th digit (CI's machine gave 2.287011464 where this one gives 2.287011719).
+# A change in initialisation order or RNG use moves the losses in the 2nd-3rd digit and most accuracies with them.
+LOSS_RTOL = 1e-5
 # tiny_data, 2 epochs: per epoch (train_loss, train_accuracy, val_loss, val_accuracy), then (test_loss, test_acc).
 BEFORE_TINY: dict[str, tuple[dict[str, Any], list[tuple[float, ...]]]] = {
     "cnn": (dict(model="cnn", conv_layers=2, filters=4, kernel_size=3, dropout=0.2, optimizer="adam", seed=3), [
@@ -168,19 +172,27 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+def same_metrics(got: tuple[float, ...], expected: tuple[float, ...], losses: tuple[int, ...]) -> bool:
+    """Accuracies equal exactly, losses (at the positions `losses`) to LOSS_RTOL."""
+    return len(got) == len(expected) and all(
+        g == pytest.approx(e, rel=LOSS_RTOL) if i in losses else g == e
+        for i, (g, e) in enumerate(zip(got, expected, strict=True)))
+
+
 @pytest.mark.parametrize("case", sorted(BEFORE_TINY))
-def test_default_keys_train_bit_for_bit_as_before(tmp_path: Path, tiny_tensors: Tensors, one_thread: None,
-                                                  case: str) -> None:
+def test_default_keys_train_as_before(tmp_path: Path, tiny_tensors: Tensors, one_thread: None, case: str) -> None:
     values, expected = BEFORE_TINY[case]
     rec = Recorder(tmp_path)
     train_trial(TrialParams(**values), tiny_tensors, 2, rec)
     got = [(r["train_loss"], r["train_accuracy"], r["val_loss"], r["val_accuracy"]) for r in rec.reports]
-    assert got == expected[:2]
-    assert (rec.reports[-1]["test_loss"], rec.reports[-1]["test_accuracy"]) == expected[2]
+    assert len(got) == 2
+    for epoch, want in zip(got, expected[:2], strict=True):
+        assert same_metrics(epoch, want, losses=(0, 2)), (epoch, want)
+    test = (rec.reports[-1]["test_loss"], rec.reports[-1]["test_accuracy"])
+    assert same_metrics(test, expected[2], losses=(0,)), (test, expected[2])
 
 
-def test_cheapest_study_variants_train_bit_for_bit_as_before(tmp_path: Path, real_data: Path,
-                                                             one_thread: None) -> None:
+def test_cheapest_study_variants_train_as_before(tmp_path: Path, real_data: Path, one_thread: None) -> None:
     splits = data.load(real_data, DataSpec(train_subset=300, val_subset=200, test_subset=200))
     tensors = Tensors.from_splits(splits, torch.device("cpu"))
     space = load(REPO / "search_spaces" / "slides.yaml")
@@ -188,7 +200,7 @@ def test_cheapest_study_variants_train_bit_for_bit_as_before(tmp_path: Path, rea
         rec = Recorder(tmp_path / name.replace(" ", "_"))
         last = train_trial(space.trial_params({"variant": name}), tensors, 2, rec)
         got = tuple(last[k] for k in ("train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy"))
-        assert got == expected, name
+        assert same_metrics(got, expected, losses=(0, 1, 3)), (name, got, expected)
 
 
 def lrs(p: TrialParams, tensors: Tensors, epochs: int, root: Path) -> list[float]:
