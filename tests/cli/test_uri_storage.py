@@ -41,21 +41,23 @@ def space_file(folder: Path, name: str, grid: list[float], epochs: int = 2, trai
     return path
 
 
-def wait_for_rows(path: Path, driver: Driver, at_least: int = 1, timeout: float = 300) -> pa.Table:
-    """epochs.parquet once it holds `at_least` rows; fails early if the driver ended first."""
+def wait_for_running(folder: Path, driver: Driver, timeout: float = 300) -> list[dict]:
+    """trials.parquet's rows once one of them is RUNNING (a trial has reported an epoch); fails early if the driver
+    ended first. It waits on trials.parquet, not epochs.parquet: each flush writes epochs.parquet first, so a kill
+    right after a trial's first epoch row appears can land before its trial row does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if driver.proc.poll() is not None:
-            raise AssertionError(f"driver ended (code {driver.proc.returncode}) before {path} had {at_least} rows:\n"
+            raise AssertionError(f"driver ended (code {driver.proc.returncode}) before a trial in {folder} ran:\n"
                                  f"{driver.proc.stdout.read() if driver.proc.stdout else ''}")
         try:
-            table = pq.read_table(path)
-            if table.num_rows >= at_least:
-                return table
+            rows = pq.read_table(folder / "trials.parquet").to_pylist()
+            if any(t["state"] == "RUNNING" for t in rows):
+                return rows
         except (OSError, pa.ArrowException):
             pass
         time.sleep(0.05)
-    raise AssertionError(f"{path}: fewer than {at_least} rows after {timeout}s")
+    raise AssertionError(f"{folder}: no RUNNING trial in trials.parquet after {timeout}s")
 
 
 def cli(*args: str) -> str:
@@ -78,7 +80,7 @@ def test_file_uri_and_plain_path_are_one_folder_for_every_command(
 
     driver = Driver("launch", str(space), "--storage", uri, "--data-dir", str(real_data), "--quiet")
     drivers.append(driver)
-    wait_for_rows(folder / "epochs.parquet", driver)
+    wait_for_running(folder, driver)
     driver.proc.send_signal(signal.SIGKILL)
     driver.proc.wait(timeout=30)
     driver.kill_group()
