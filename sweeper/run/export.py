@@ -287,8 +287,9 @@ def evaluate_export(path: str | Path, data_dir: str | None) -> Score:
     except ValidationError as exc:
         raise SweeperError(f"{Path(path) / CARD_FILE}: key 'data': {exc.errors()[0]['msg']}") from None
     splits = data_mod.load(data_dir, spec)
-    x = torch.from_numpy(splits.x_test).unsqueeze(1).float().div_(255.0)
-    y = torch.from_numpy(splits.y_test).long()
+    # torch.tensor copies: the splits are read-only memory maps, which torch.from_numpy warns about
+    x = torch.tensor(splits.x_test).unsqueeze(1).float().div_(255.0)
+    y = torch.tensor(splits.y_test).long()
     loss, accuracy = evaluate(model, x, y)
     recorded = (content.get("metrics") or {}).get("test_accuracy")
     return Score(loss, accuracy, len(y), recorded if isinstance(recorded, int | float) else None)
