@@ -111,6 +111,7 @@ class ParquetRecorder(tune.Callback):
         params = self.space.trial_params(trial.config)
         writer.set_params(trial.trial_id, trial.config.get("variant"), params.recorded())
         row = writer.trial(trial.trial_id, state=TrialState.RUNNING.value, error=None, config_id=params.config_id())
+        writer.flush()  # `sweeper status` shows it running now, not only after its first epoch
         if self.progress is not None:
             self.progress.trial_started(row)
 

@@ -3,8 +3,8 @@
 The sweep's Tune callback (run/recorder.py) feeds it and it rewrites both files after every result, each time
 atomically (store/storage.py), so a crash at any moment leaves two readable files holding every epoch reported
 before it. Only when rewriting gets expensive (a huge sweep) does it batch: it then waits 10x the last write's
-duration between writes, so writing never takes more than about a tenth of the driver's time; a trial's end
-always flushes. It starts from the files already in the folder, so a resumed sweep adds to them without
+duration between writes, so writing never takes more than about a tenth of the driver's time; a trial's start
+and end always flush. It starts from the files already in the folder, so a resumed sweep adds to them without
 duplicating a row.
 """
 

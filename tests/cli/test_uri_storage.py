@@ -42,9 +42,9 @@ def space_file(folder: Path, name: str, grid: list[float], epochs: int = 2, trai
 
 
 def wait_for_running(folder: Path, driver: Driver, timeout: float = 300) -> list[dict]:
-    """trials.parquet's rows once one of them is RUNNING (a trial has reported an epoch); fails early if the driver
-    ended first. It waits on trials.parquet, not epochs.parquet: each flush writes epochs.parquet first, so a kill
-    right after a trial's first epoch row appears can land before its trial row does."""
+    """trials.parquet's rows once one of them is RUNNING with an epoch reported; fails early if the driver ended
+    first. It waits on trials.parquet, not epochs.parquet: each flush writes epochs.parquet first, so a kill right
+    after an epoch row appears can land before its trial row is rewritten."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if driver.proc.poll() is not None:
@@ -52,12 +52,12 @@ def wait_for_running(folder: Path, driver: Driver, timeout: float = 300) -> list
                                  f"{driver.proc.stdout.read() if driver.proc.stdout else ''}")
         try:
             rows = pq.read_table(folder / "trials.parquet").to_pylist()
-            if any(t["state"] == "RUNNING" for t in rows):
+            if any(t["state"] == "RUNNING" and (t["epochs"] or 0) >= 1 for t in rows):
                 return rows
         except (OSError, pa.ArrowException):
             pass
         time.sleep(0.05)
-    raise AssertionError(f"{folder}: no RUNNING trial in trials.parquet after {timeout}s")
+    raise AssertionError(f"{folder}: no RUNNING trial with an epoch in trials.parquet after {timeout}s")
 
 
 def cli(*args: str) -> str:
