@@ -14,7 +14,6 @@ an interrupted sweep start over in the extension. Trial ids never collide with r
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import posixpath
 import secrets
@@ -22,6 +21,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from sweeper.errors import SweeperError
+from sweeper.run.generator import newest_state
 from sweeper.run.recorder import ParquetRecorder, Progress
 from sweeper.run.search import SearchPlan, grid_plan, model_plan
 from sweeper.spec.grow import refused
@@ -51,10 +51,9 @@ def reconcile(folder: SweepFolder, runs: SweepFolder) -> tuple[list[str], list[s
     is dropped, its epochs and Ray's folder with it: the searcher suggests a new one under a new id (grid search:
     Ray's generator plans it again). Trials that ended stay; a random or TPE searcher adopts those it missed
     (SweepSearch.restore). Returns (the trials marked ended, the trials dropped)."""
-    names = [n for n in runs.list() if fnmatch.fnmatch(n, "experiment_state-*.json")]
-    if not names:  # no experiment state: Tuner.restore says so in its own words
+    newest = newest_state(runs.list())  # as Ray picks it
+    if newest is None:  # no experiment state: Tuner.restore says so in its own words
         return [], []
-    newest = max(names)  # as Ray picks it
     saved = json.loads(runs.read_bytes(newest) or b"{}")
     writer = ResultsWriter(folder)
     known, ended = set(), []

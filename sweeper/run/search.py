@@ -3,9 +3,9 @@
 Grid search: Ray's BasicVariantGenerator runs the space's planned trials (spec/space.py's `grid_trials`: a
 conditional axis only where it applies) as explicit points; the random axes are drawn per trial from its seeded
 RNG. Random and TPE search: searcher.py's SweepSearch (Optuna through Ray Tune's OptunaSearch, RandomSampler or a
-TPESampler seeded by the YAML's `seed`), wrapped in a ConcurrencyLimiter when max_concurrent is set. TPE
-evaluates each named variant first, and may start from the trials of this sweep (an extension) or another one
-(`launch --warm-start`).
+TPESampler seeded by the YAML's `seed`), wrapped in a ConcurrencyLimiter when max_concurrent is set, under
+generator.py's SearchGenerator. TPE evaluates each named variant first, and may start from the trials of this sweep
+(an extension) or another one (`launch --warm-start`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import optuna
 from ray import tune
 from ray.tune.search import BasicVariantGenerator, Searcher
 
+from sweeper.run.generator import generator
 from sweeper.run.searcher import SweepLimiter, SweepSearch, history
 from sweeper.spec.conditions import VARIANT, same
 from sweeper.spec.space import Axis, Space
@@ -80,7 +81,7 @@ def model_plan(space: Space, folder: SweepFolder, budget: int | None = None,
     searcher: Searcher = SweepSearch(space, sampler(space), budget, folder, trials, points)
     if space.spec.max_concurrent:
         searcher = SweepLimiter(searcher, max_concurrent=space.spec.max_concurrent)
-    return SearchPlan(dict(space.literals), searcher, budget, len(trials), notes)
+    return SearchPlan(dict(space.literals), generator(searcher), budget, len(trials), notes)
 
 
 def plan(space: Space, folder: SweepFolder) -> SearchPlan:

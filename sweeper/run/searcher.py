@@ -157,6 +157,7 @@ class SweepSearch(OptunaSearch):
         self.groups: dict[str, Replicates] = {}  # first replicate's trial id -> its configuration's replicates
         self.group_of: dict[str, str] = {}  # trial id -> key in groups
         self.taken = {r["trial_id"] for r in read_rows(folder, TRIALS_FILE, ["trial_id"])}
+        self.strays: dict[str, dict[str, Any]] = {}  # trials Ray restored that this searcher never handed out
 
     @property
     def study(self) -> optuna.Study:
@@ -194,29 +195,97 @@ class SweepSearch(OptunaSearch):
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         if trial_id in self.group_of:
             value = None if error or not result else result.get(self.metric)
-            self._replicate_ended(self.groups[self.group_of.pop(trial_id)], value)
+            self._replicate_ended(self.group_of.pop(trial_id), value)
         elif trial_id in self._ot_trials and trial_id not in self._completed_trials:
             super().on_trial_complete(trial_id, result=result, error=error)
+        elif trial_id in self.strays:
+            self._learn_stray(trial_id, self.strays.pop(trial_id), result, error)
 
-    def _replicate_ended(self, group: Replicates, value: float | None) -> None:
+    def _replicate_ended(self, key: str, value: float | None) -> None:
+        """One replicate of the configuration first handed out as trial `key` ended with `value`; once all have,
+        Optuna's trial for the configuration is told their mean."""
+        group = self.groups[key]
         group.values.append(value)
         if group.seeds_left or len(group.values) < len(group.trial_ids):
             return
         scores = [float(v) for v in group.values if v is not None and math.isfinite(float(v))]
-        ot_trial = self._ot_trials[group.trial_ids[0]]
         state = optuna.trial.TrialState.COMPLETE if scores else optuna.trial.TrialState.FAIL
-        self.study.tell(ot_trial, statistics.fmean(scores) if scores else None, state=state)
-        self._completed_trials.add(group.trial_ids[0])
+        self.study.tell(self._ot_trials[key], statistics.fmean(scores) if scores else None, state=state)
+        self._completed_trials.add(key)
 
     def restore(self, checkpoint_path: str) -> None:
         folder = self.folder  # this process's (resume may find the sweep under another path than launch did)
         super().restore(checkpoint_path)
         self.folder = folder
+        self.strays = getattr(self, "strays", {})  # a state saved before strays existed has none
         self.adopt_recorded()
+
+    def _group_awaiting(self, config_id: Any, seed: Any) -> str | None:
+        """The key of the replicates of configuration `config_id` that still wait for `seed`, if any."""
+        return next((k for k, g in self.groups.items() if g.config_id == config_id and seed in g.seeds_left), None)
+
+    def waiting(self) -> set[str]:
+        """Trials this searcher handed out and has not seen end."""
+        alone = {i for i in self._ot_trials if i not in self._completed_trials and i not in self.groups}
+        return alone | set(self.group_of) | set(self.strays)
+
+    def agree_with(self, live: dict[str, dict[str, Any]]) -> None:
+        """Make the budget agree with the unfinished trials Ray restored (`live`: id -> config). Ray uploads its
+        experiment state and this searcher's state as separate files, in the background: a driver killed midway
+        leaves one newer than the other. A trial handed out that Ray lost (not live, not ended in trials.parquet)
+        is given back to the budget, and a replicate's seed to its configuration; a live trial never handed out
+        counts towards the budget, joins its configuration's replicates if it is one of them, and is learnt when
+        it ends."""
+        ended = {r["trial_id"] for r in read_rows(self.folder, TRIALS_FILE, ["trial_id", "state", "stopped_by"])
+                 if ended_of(r).finished}
+        for trial_id in sorted(self.waiting() - set(live) - ended):
+            self._give_back(trial_id, live)
+        known = self.known()
+        for trial_id, config in live.items():
+            if trial_id not in known:
+                self._take(trial_id, config)
+
+    def _give_back(self, trial_id: str, live: dict[str, dict[str, Any]]) -> None:
+        self.spent -= 1
+        self.strays.pop(trial_id, None)
+        key = self.group_of.pop(trial_id, None)
+        if key is None:  # a configuration of its own, never run: Optuna's FAIL, and the sampler draws another
+            if trial_id in self._ot_trials:
+                self.study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.FAIL)
+                self._completed_trials.add(trial_id)
+            return
+        group = self.groups[key]
+        group.trial_ids.remove(trial_id)
+        rows = {r["trial_id"]: r for r in read_rows(self.folder, TRIALS_FILE)}
+        held = {live[i].get("seed") if i in live else rows.get(i, {}).get(PARAM_PREFIX + "seed")
+                for i in group.trial_ids}
+        free = [s for s in self.space.seeds() if s not in held and s not in group.seeds_left]
+        if free:  # its seed: the one no other replicate holds
+            group.seeds_left = sorted([free[0], *group.seeds_left])
+
+    def _take(self, trial_id: str, config: dict[str, Any]) -> None:
+        self.spent += 1
+        if self.space.spec.repeats > 1:
+            key = self._group_awaiting(self.space.trial_params(config).config_id(), config.get("seed"))
+            if key is not None:
+                self.groups[key].seeds_left.remove(config["seed"])
+                self.groups[key].trial_ids.append(trial_id)
+                self.group_of[trial_id] = key
+                return
+        self.strays[trial_id] = config
+
+    def _learn_stray(self, trial_id: str, config: dict[str, Any], result: dict[str, Any] | None,
+                     error: bool) -> None:
+        """A trial Ray ran that this searcher never handed out, added to the study's history as it ended."""
+        row = {"trial_id": trial_id, "state": TrialState.ERROR.value if error else TrialState.TERMINATED.value,
+               self.metric: None if error or not result else result.get(self.metric),
+               VARIANT: config.get(VARIANT), **{PARAM_PREFIX + k: param_value(v) for k, v in config.items()}}
+        self.study.add_trials(history(self.space, [row])[0])
 
     def known(self) -> set[str]:
         """Trial ids this searcher handed out or learned from."""
-        ids = set(self._ot_trials) | set(self.group_of) | {i for g in self.groups.values() for i in g.trial_ids}
+        ids = set(self._ot_trials) | set(self.group_of) | set(self.strays)
+        ids |= {i for g in self.groups.values() for i in g.trial_ids}
         return ids | {i for t in self.study.trials for i in t.user_attrs.get("trial_ids", [])}
 
     def value_of(self, row: dict[str, Any]) -> float | None:
@@ -232,7 +301,7 @@ class SweepSearch(OptunaSearch):
         for row in (r for r in rows if ended_of(r).finished):
             trial_id = row["trial_id"]
             if trial_id in self.group_of:
-                self._replicate_ended(self.groups[self.group_of.pop(trial_id)], self.value_of(row))
+                self._replicate_ended(self.group_of.pop(trial_id), self.value_of(row))
             elif trial_id in self._ot_trials and trial_id not in self._completed_trials:
                 value = self.value_of(row)
                 state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL
@@ -242,14 +311,14 @@ class SweepSearch(OptunaSearch):
         lost = [r for r in rows if r["trial_id"] not in known and ended_of(r).finished]
         rest = []
         for row in lost:
-            group = next((g for g in self.groups.values() if g.config_id == row.get("config_id")
-                          and row.get(PARAM_PREFIX + "seed") in g.seeds_left), None)
-            if group is None:
+            key = self._group_awaiting(row.get("config_id"), row.get(PARAM_PREFIX + "seed"))
+            if key is None:
                 rest.append(row)
                 continue
+            group = self.groups[key]
             group.seeds_left.remove(row[PARAM_PREFIX + "seed"])
             group.trial_ids.append(row["trial_id"])
-            self._replicate_ended(group, self.value_of(row))
+            self._replicate_ended(key, self.value_of(row))
         self.study.add_trials(history(self.space, rest)[0])
         self.spent += len(lost)
         if lost:  # the sampler's saved RNG would draw the lost trials' params again: draw afresh instead
@@ -271,6 +340,13 @@ class SweepLimiter(ConcurrencyLimiter):
         gone = self.live_trials & ended
         self.live_trials -= gone
         self.num_unfinished_live_trials = max(self.num_unfinished_live_trials - len(gone), 0)
+
+    def agree_with(self, live: dict[str, dict[str, Any]]) -> None:
+        """Hold a slot for exactly the unfinished trials Ray restored (see SweepSearch.agree_with): not for one
+        it lost, which would never free its slot, and for each one it will run, whose end this limiter must
+        pass on to the searcher."""
+        self.live_trials = set(live)
+        self.num_unfinished_live_trials = len(live)
 
 
 def searcher_of(search_alg: Any) -> SweepSearch | None:

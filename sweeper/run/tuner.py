@@ -13,6 +13,7 @@ from typing import Any
 
 from sweeper.errors import SweeperError
 from sweeper.run.data import Splits
+from sweeper.run.generator import generator
 from sweeper.run.recorder import ParquetRecorder
 from sweeper.run.search import SearchPlan
 from sweeper.run.search import plan as search_plan
@@ -151,4 +152,6 @@ def restore_tuner(folder: SweepFolder, space: Space, splits: Splits, errored: st
     searcher = searcher_of(internal._tune_config.search_alg)
     if searcher is not None:  # it reads trials.parquet where this process finds it (see SweepSearch.restore)
         searcher.folder = recorder.folder
+        # a sweep launched before SweepGenerator: Ray would wrap its searcher in a plain SearchGenerator
+        internal._tune_config.search_alg = generator(internal._tune_config.search_alg)  # type: ignore[arg-type]
     return tuner

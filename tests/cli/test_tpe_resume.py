@@ -1,6 +1,11 @@
 """A TPE sweep killed with SIGKILL, then resumed: the same trial budget, every trial that ended kept once, and the
 searcher's history (the Optuna study Ray saved in the sweep folder) holding the trials from before the kill.
 
+Ray uploads its experiment state and the searcher's state as separate files, in the background, so a kill can
+leave the searcher's newer: it handed out a trial Ray's experiment state never held. CI met that once (the resume
+ended a trial short, exit 130); the test now makes it happen every time, with the searcher's own code, before
+resuming.
+
 The driver is a real `python -m sweeper` subprocess in its own process group (tests/drivers.py).
 """
 
@@ -14,8 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from ray import cloudpickle
 from ray.tune.search.optuna import OptunaSearch
 
+from sweeper.run.search import sampler
+from sweeper.run.searcher import SweepSearch
+from sweeper.spec.loader import load
 from sweeper.store.files import EPOCHS_FILE, TRIALS_FILE
 from sweeper.store.parquet import read_rows
 from sweeper.store.storage import Storage, SweepFolder
@@ -53,6 +62,23 @@ def ended_rows(folder: SweepFolder, at_least: int, timeout: float = 300) -> None
     raise AssertionError(f"fewer than {at_least} trials ended in {folder} within {timeout}s")
 
 
+def hand_out_a_trial_ray_never_saved(folder: SweepFolder, space: Path, trial_id: str) -> None:
+    """The searcher's and the generator's saved state as a later snapshot would hold them, one trial further:
+    the searcher hands `trial_id` out, the generator counts it and the concurrency limiter holds a slot for it."""
+    root = folder.path
+    searcher_file = max(root.glob("searcher-state-*.pkl"))
+    searcher = SweepSearch(load(space), sampler(load(space)), 6, folder)
+    searcher.restore(str(searcher_file))
+    assert isinstance(searcher.suggest(trial_id), dict)
+    searcher.save(str(searcher_file))
+    generator_file = max(root.glob("search_gen_state-*.json"))
+    saved = cloudpickle.loads(generator_file.read_bytes())
+    saved["counter"] += 1
+    saved["name:SweepLimiter"]["live_trials"].add(trial_id)
+    saved["name:SweepLimiter"]["num_unfinished_live_trials"] += 1
+    generator_file.write_bytes(cloudpickle.dumps(saved))
+
+
 def same(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
@@ -77,6 +103,7 @@ def test_tpe_sweep_killed_then_resumed_keeps_its_trials_and_its_history(
     done = {i: r for i, r in before.items() if r["state"] in ENDED}
     assert len(done) >= 2
     epochs_before = {(e["trial_id"], e["epoch"]): e for e in read_rows(folder, EPOCHS_FILE) if e["trial_id"] in done}
+    hand_out_a_trial_ray_never_saved(folder, path, "deadbeef")
 
     resumed = Driver("resume", "tpekill", "--storage", str(runs), "-q")
     drivers.append(resumed)
@@ -110,5 +137,7 @@ def test_tpe_sweep_killed_then_resumed_keeps_its_trials_and_its_history(
         matches = [t for t in study if t.params == wanted]
         assert len(matches) == 1 and matches[0].value == row["val_accuracy"], (row, [t.params for t in study])
     assert len(study) == 6
+    lost = [t for t in searcher._ot_study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(lost) == 1 and "deadbeef" not in ids  # the trial Ray never saved: given back, never run
     sessions = json.loads((folder.path / "sweep.json").read_text())["sessions"]
     assert [s["command"].split()[0] for s in sessions] == ["launch", "resume"]

@@ -168,6 +168,54 @@ def test_replicates_share_a_configuration_and_tell_its_mean(tmp_path: Path) -> N
     assert len(told) == 1 and told[0].value == pytest.approx(0.6)
 
 
+def test_restore_gives_back_a_trial_ray_lost_and_learns_one_it_never_handed_out(tmp_path: Path) -> None:
+    """Ray's experiment state and the searcher's state are separate uploads: a kill between them leaves t3 handed
+    out by the searcher but unknown to Ray (lost: its budget comes back, Optuna marks it FAIL), and t9 restored by
+    Ray but never handed out by this searcher (counted, and learnt when it ends)."""
+    space = tpe_space(4)
+    folder = folder_with(tmp_path, [])
+    first = SweepSearch(space, sampler(space), 4, folder)
+    configs = {i: first.suggest(i) for i in ("t1", "t2", "t3")}
+    first.save_to_dir(str(tmp_path), "snap")
+    folder_with(tmp_path, [row(space, "t1", configs["t1"], value=0.6), row(space, "t2", configs["t2"], "RUNNING")])
+    stray = {"variant": "lin", "optimizer": "adam", "lr": 0.01}
+
+    restored = SweepSearch(space, sampler(space), 4, Storage.parse(str(tmp_path)).folder("s"))
+    restored.restore_from_dir(str(tmp_path))
+    restored.agree_with({"t2": configs["t2"], "t9": stray})
+    assert restored.spent == 3  # t1, t2, t9
+    failed = [t for t in restored.study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert [t.params for t in failed] == [configs["t3"]]
+    assert isinstance(restored.suggest("t4"), dict)
+    assert restored.suggest("t5") == Searcher.FINISHED  # t1, t2, t9, t4: the budget
+    restored.on_trial_complete("t9", {"val_accuracy": 0.8, "training_iteration": 2})
+    restored.on_trial_complete("t2", {"val_accuracy": 0.4, "training_iteration": 2})
+    done = {t.value: t.params for t in restored.study.trials if t.state == optuna.trial.TrialState.COMPLETE}
+    assert done == {0.6: configs["t1"], 0.4: configs["t2"], 0.8: stray}
+
+
+def test_restore_gives_a_lost_replicates_seed_back_to_its_configuration(tmp_path: Path) -> None:
+    """The configuration's first replicate t0 (the one Optuna's trial is filed under) was lost; t1 ended and t2 is
+    restored. Seed 0 is handed out again for the same configuration, and Optuna is told the three seeds' mean."""
+    space = load_text(TPE.replace("NUM", "2") + "repeats: 3\n", Path("rep.yaml"))
+    first = SweepSearch(space, sampler(space), space.num_trials, folder_with(tmp_path, []))
+    configs = {f"t{i}": first.suggest(f"t{i}") for i in range(3)}
+    first.save_to_dir(str(tmp_path), "snap")
+    folder_with(tmp_path, [row(space, "t1", configs["t1"], value=0.5), row(space, "t2", configs["t2"], "RUNNING")])
+
+    restored = SweepSearch(space, sampler(space), space.num_trials, Storage.parse(str(tmp_path)).folder("s"))
+    restored.restore_from_dir(str(tmp_path))
+    restored.agree_with({"t2": configs["t2"]})
+    assert restored.spent == 2
+    again = restored.suggest("t3")
+    assert again == configs["t0"] and again["seed"] == 0
+    restored.on_trial_complete("t2", {"val_accuracy": 0.7, "training_iteration": 2})
+    restored.on_trial_complete("t3", {"val_accuracy": 0.6, "training_iteration": 2})
+    told = [t for t in restored.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(told) == 1 and told[0].value == pytest.approx(0.6)
+    assert told[0].params == {k: v for k, v in configs["t0"].items() if k != "seed"}
+
+
 def test_history_maps_rows_onto_this_space_and_notes_the_rest(tmp_path: Path) -> None:
     space = tpe_space()
     rows = [row(space, "a", {"variant": "lin", "optimizer": "sgd", "lr": 0.01, "momentum": 0.9}, value=0.8),
