@@ -21,7 +21,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from sweeper.errors import SweeperError
-from sweeper.run.generator import newest_state
+from sweeper.run.generator import ENDED, newest_state
 from sweeper.run.recorder import ParquetRecorder, Progress
 from sweeper.run.search import SearchPlan, grid_plan, model_plan
 from sweeper.spec.grow import refused
@@ -61,7 +61,7 @@ def reconcile(folder: SweepFolder, runs: SweepFolder) -> tuple[list[str], list[s
         trial = json.loads(entry[0])
         known.add(trial["trial_id"])
         row = writer.trials.get(trial["trial_id"])
-        if row is not None and ended_of(row).finished and trial.get("status") not in ("TERMINATED", "ERROR"):
+        if row is not None and ended_of(row).finished and trial.get("status") not in ENDED:
             trial["status"] = "ERROR" if row.get("state") == "ERROR" else "TERMINATED"  # --errored decides on it
             entry[0] = json.dumps(trial, indent=2)
             ended.append(trial["trial_id"])

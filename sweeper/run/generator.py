@@ -20,13 +20,9 @@ from typing import Any
 from ray.tune.search import SearchAlgorithm, Searcher, SearchGenerator
 
 from sweeper.run.searcher import SweepLimiter, searcher_of
-from sweeper.store.files import TRIALS_FILE
-from sweeper.store.parquet import read_rows
-from sweeper.store.storage import SweepFolder
-from sweeper.store.trials import ended_of
 
 STATE_FILES = "experiment_state-*.json"  # Ray's experiment state, one per session; the newest name is the latest
-ENDED = ("TERMINATED", "ERROR")
+ENDED = ("TERMINATED", "ERROR")  # the statuses of a trial Ray will not run again
 
 
 def newest_state(names: list[str]) -> str | None:
@@ -35,17 +31,11 @@ def newest_state(names: list[str]) -> str | None:
     return max(matching) if matching else None
 
 
-def restored_unfinished(saved: dict[str, Any], folder: SweepFolder) -> dict[str, dict[str, Any]]:
-    """The trials an experiment state holds that Ray will run on (unfinished there and in trials.parquet): id ->
-    config."""
-    ended = {r["trial_id"] for r in read_rows(folder, TRIALS_FILE, ["trial_id", "state", "stopped_by"])
-             if ended_of(r).finished}
-    live = {}
-    for entry in saved.get("trial_data", []):
-        trial = json.loads(entry[0])
-        if trial.get("status") not in ENDED and trial["trial_id"] not in ended:
-            live[trial["trial_id"]] = trial.get("config") or {}
-    return live
+def restored_unfinished(saved: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The trials an experiment state holds that Ray will run on: id -> config. (Before a resume, extend.py's
+    reconcile marks ended there every trial that ended in trials.parquet.)"""
+    trials = (json.loads(entry[0]) for entry in saved.get("trial_data", []))
+    return {t["trial_id"]: t.get("config") or {} for t in trials if t.get("status") not in ENDED}
 
 
 class SweepGenerator(SearchGenerator):
@@ -58,7 +48,7 @@ class SweepGenerator(SearchGenerator):
         if inner is None or name is None:
             return
         with open(os.path.join(dirpath, name)) as f:
-            live = restored_unfinished(json.load(f), inner.folder)
+            live = restored_unfinished(json.load(f))
         if isinstance(self.searcher, SweepLimiter):
             self.searcher.agree_with(live)
         inner.agree_with(live)

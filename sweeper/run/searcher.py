@@ -199,7 +199,11 @@ class SweepSearch(OptunaSearch):
         elif trial_id in self._ot_trials and trial_id not in self._completed_trials:
             super().on_trial_complete(trial_id, result=result, error=error)
         elif trial_id in self.strays:
-            self._learn_stray(trial_id, self.strays.pop(trial_id), result, error)
+            config = self.strays.pop(trial_id)
+            self._learn(trial_id, {VARIANT: config.get(VARIANT),
+                                   **{PARAM_PREFIX + k: param_value(v) for k, v in config.items()},
+                                   "state": TrialState.ERROR.value if error else TrialState.TERMINATED.value,
+                                   self.metric: None if error or not result else result.get(self.metric)})
 
     def _replicate_ended(self, key: str, value: float | None) -> None:
         """One replicate of the configuration first handed out as trial `key` ended with `value`; once all have,
@@ -232,13 +236,11 @@ class SweepSearch(OptunaSearch):
     def agree_with(self, live: dict[str, dict[str, Any]]) -> None:
         """Make the budget agree with the unfinished trials Ray restored (`live`: id -> config). Ray uploads its
         experiment state and this searcher's state as separate files, in the background: a driver killed midway
-        leaves one newer than the other. A trial handed out that Ray lost (not live, not ended in trials.parquet)
-        is given back to the budget, and a replicate's seed to its configuration; a live trial never handed out
-        counts towards the budget, joins its configuration's replicates if it is one of them, and is learnt when
-        it ends."""
-        ended = {r["trial_id"] for r in read_rows(self.folder, TRIALS_FILE, ["trial_id", "state", "stopped_by"])
-                 if ended_of(r).finished}
-        for trial_id in sorted(self.waiting() - set(live) - ended):
+        leaves one newer than the other. A trial still waited for that Ray lost (not live; those that ended in
+        trials.parquet were adopted on restore) is given back to the budget, and a replicate's seed to its
+        configuration; a live trial never handed out counts towards the budget, joins its configuration's
+        replicates if it is one of them, and is learnt when it ends."""
+        for trial_id in sorted(self.waiting() - set(live)):
             self._give_back(trial_id, live)
         known = self.known()
         for trial_id, config in live.items():
@@ -274,13 +276,10 @@ class SweepSearch(OptunaSearch):
                 return
         self.strays[trial_id] = config
 
-    def _learn_stray(self, trial_id: str, config: dict[str, Any], result: dict[str, Any] | None,
-                     error: bool) -> None:
-        """A trial Ray ran that this searcher never handed out, added to the study's history as it ended."""
-        row = {"trial_id": trial_id, "state": TrialState.ERROR.value if error else TrialState.TERMINATED.value,
-               self.metric: None if error or not result else result.get(self.metric),
-               VARIANT: config.get(VARIANT), **{PARAM_PREFIX + k: param_value(v) for k, v in config.items()}}
-        self.study.add_trials(history(self.space, [row])[0])
+    def _learn(self, trial_id: str, row: dict[str, Any]) -> None:
+        """A trial Ray ran that this searcher never handed out (a stray), added to the study's history as it
+        ended: `row` as trials.parquet holds it."""
+        self.study.add_trials(history(self.space, [{**row, "trial_id": trial_id}])[0])
 
     def known(self) -> set[str]:
         """Trial ids this searcher handed out or learned from."""
@@ -302,6 +301,9 @@ class SweepSearch(OptunaSearch):
             trial_id = row["trial_id"]
             if trial_id in self.group_of:
                 self._replicate_ended(self.group_of.pop(trial_id), self.value_of(row))
+            elif trial_id in self.strays:
+                self.strays.pop(trial_id)
+                self._learn(trial_id, row)
             elif trial_id in self._ot_trials and trial_id not in self._completed_trials:
                 value = self.value_of(row)
                 state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL
@@ -327,19 +329,9 @@ class SweepSearch(OptunaSearch):
 
 
 class SweepLimiter(ConcurrencyLimiter):
-    """Ray's ConcurrencyLimiter, restored without the trials that ended after its snapshot (it would wait for them
-    forever, each holding a slot)."""
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        super().set_state(state)
-        inner = searcher_of(self.searcher)
-        if inner is None:
-            return
-        ended = {r["trial_id"] for r in read_rows(inner.folder, TRIALS_FILE, ["trial_id", "state", "stopped_by"])
-                 if ended_of(r).finished}
-        gone = self.live_trials & ended
-        self.live_trials -= gone
-        self.num_unfinished_live_trials = max(self.num_unfinished_live_trials - len(gone), 0)
+    """Ray's ConcurrencyLimiter, restored (under generator.py's SweepGenerator) holding slots for exactly the
+    trials Ray restored: not for those that ended after its snapshot, or that Ray lost (each would hold a slot
+    forever)."""
 
     def agree_with(self, live: dict[str, dict[str, Any]]) -> None:
         """Hold a slot for exactly the unfinished trials Ray restored (see SweepSearch.agree_with): not for one

@@ -67,7 +67,8 @@ def hand_out_a_trial_ray_never_saved(folder: SweepFolder, space: Path, trial_id:
     the searcher hands `trial_id` out, the generator counts it and the concurrency limiter holds a slot for it."""
     root = folder.path
     searcher_file = max(root.glob("searcher-state-*.pkl"))
-    searcher = SweepSearch(load(space), sampler(load(space)), 6, folder)
+    loaded = load(space)
+    searcher = SweepSearch(loaded, sampler(loaded), 6, folder)
     searcher.restore(str(searcher_file))
     assert isinstance(searcher.suggest(trial_id), dict)
     searcher.save(str(searcher_file))

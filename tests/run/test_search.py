@@ -194,6 +194,28 @@ def test_restore_gives_back_a_trial_ray_lost_and_learns_one_it_never_handed_out(
     assert done == {0.6: configs["t1"], 0.4: configs["t2"], 0.8: stray}
 
 
+def test_a_stray_that_ended_after_the_snapshot_is_learnt_on_the_next_restore(tmp_path: Path) -> None:
+    """t9, restored by Ray but never handed out by the searcher, is running at the next snapshot; it ends (in
+    trials.parquet) before a second kill. The next restore learns it from its row, once, without a new spend."""
+    space = tpe_space(4)
+    first = SweepSearch(space, sampler(space), 4, folder_with(tmp_path, []))
+    t1 = first.suggest("t1")
+    first.save_to_dir(str(tmp_path), "a")
+    stray = {"variant": "lin", "optimizer": "adam", "lr": 0.01}
+    second = SweepSearch(space, sampler(space), 4, Storage.parse(str(tmp_path)).folder("s"))
+    second.restore_from_dir(str(tmp_path))
+    second.agree_with({"t1": t1, "t9": stray})
+    second.save_to_dir(str(tmp_path), "b")  # the newer snapshot, with t9 still running
+    folder_with(tmp_path, [row(space, "t1", t1, "RUNNING"), row(space, "t9", stray, value=0.8)])
+
+    third = SweepSearch(space, sampler(space), 4, Storage.parse(str(tmp_path)).folder("s"))
+    third.restore_from_dir(str(tmp_path))
+    third.agree_with({"t1": t1})
+    assert third.spent == 2 and not third.strays  # t1, t9
+    learnt = [t for t in third.study.trials if t.user_attrs.get("trial_ids") == ["t9"]]
+    assert len(learnt) == 1 and learnt[0].value == 0.8 and learnt[0].params == stray
+
+
 def test_restore_gives_a_lost_replicates_seed_back_to_its_configuration(tmp_path: Path) -> None:
     """The configuration's first replicate t0 (the one Optuna's trial is filed under) was lost; t1 ended and t2 is
     restored. Seed 0 is handed out again for the same configuration, and Optuna is told the three seeds' mean."""
