@@ -76,8 +76,10 @@ def report(
     ] = False,
 ) -> None:
     """Comparison tables of one or more sweeps: varied parameters, how each trial ended, metrics, references."""
-    from sweeper.report import files
+    from sweeper.report import markdown_csv
     from sweeper.report.frame import build_report, capped
+    from sweeper.report.html import html_page
+    from sweeper.report.out_folder import write_out
     from sweeper.report.terminal import print_rich
 
     terminal_cap = fmt is Format.table and top is None  # files get every row; the terminal the best few
@@ -87,17 +89,17 @@ def report(
         print_rich(capped(rep, best=TERMINAL_ROWS) if terminal_cap and out is not None else rep, console,
                    all_metrics=all_metrics, importance=importance)
     elif fmt is Format.markdown:
-        typer.echo(files.markdown(rep), nl=False)
+        typer.echo(markdown_csv.markdown(rep), nl=False)
     elif fmt is Format.csv:
-        typer.echo(files.csv_text(rep), nl=False)
+        typer.echo(markdown_csv.csv_text(rep), nl=False)
     elif fmt is Format.yaml:
         from sweeper.report.respec import variants_yaml
 
         typer.echo(variants_yaml(rep, _command(sweeps, sort_by, top, where)), nl=False)
     else:
-        typer.echo(files.html_page(rep), nl=False)
+        typer.echo(html_page(rep), nl=False)
     if out is not None:
-        written, skipped = files.write_out(rep, out, html=fmt is Format.html)
+        written, skipped = write_out(rep, out, html=fmt is Format.html)
         for note in skipped:
             plain_err(note)
         plain_err(f"wrote {', '.join(str(p) for p in written)}")

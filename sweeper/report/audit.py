@@ -1,7 +1,7 @@
 """The ASHA audit: did ASHA's rungs rank trials as the end does, and whom may it have stopped too soon?
 
 For a sweep run under ASHA, per rung (the epochs where ASHA may stop a trial: spec/cost.py's milestones, as
-sources.py reads them from spec.yaml), from epochs.parquet:
+sources.py reads them from spec.yaml), from epochs.parquet (Sweep.epochs, read once per report):
 - Spearman's rank correlation (scipy.stats.spearmanr, with n and p) between the metric at the rung and the final
   metric, over the trials that ran their whole protocol (stats.py); none below 3 trials. Below 30 trials the
   p-value is a permutation test's (scipy.stats.pearsonr of the ranks with PermutationMethod: 9999 pairings seeded
@@ -25,8 +25,6 @@ from sweeper.errors import SweeperError
 from sweeper.report.sources import Sweep
 from sweeper.report.stats import ran_to_end, scipy_stats
 from sweeper.spec.metrics import EPOCH_METRICS
-from sweeper.store.files import EPOCHS_FILE
-from sweeper.store.parquet import read_frame
 from sweeper.store.trials import Ended
 
 DEFAULT_BAND = {"accuracy": 0.005, "loss": 0.01}
@@ -93,7 +91,7 @@ def audit(sweep: Sweep, trials: pd.DataFrame, codes: np.ndarray, metric: str, mo
         out.note = f"{metric} is not reported per epoch"
         return out
     try:
-        epochs = read_frame(sweep.folder, EPOCHS_FILE, columns=["trial_id", "epoch", metric])
+        epochs = sweep.epochs()  # read once per report, shared with the learning curves
     except SweeperError as exc:
         out.note = str(exc)
         return out

@@ -1,5 +1,6 @@
 """The sweeps' trials (sources.py) -> one frame, filtered, grouped and sorted, with the study's reference numbers
-beside the reproduction: the Report every renderer (sections.py, terminal.py, files.py, plots.py) draws from.
+beside the reproduction: the Report every renderer (sections.py, terminal.py, markdown_csv.py, html.py,
+png_plots.py) draws from.
 
 Which rows a report shows, for every format alike: the trials that have a value of the sweep's metric (or have
 ended), best first by store/trials.py's rule (a running trial by its latest value; failed trials after those

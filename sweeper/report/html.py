@@ -1,10 +1,11 @@
 """`report --format html`: one self-contained page that works offline. Everything is inlined: the styles, a few
 lines of JavaScript that sort a table by the column clicked, plotly's own bundle (plotly.offline.get_plotlyjs())
-and every figure's data (figures.py); the page requests nothing but itself.
+and every figure's data (html_figures.py); the page requests nothing but itself.
 
-It shows what Markdown shows (the same sections, columns, rows and lines: sections.py, analysis.py, lines.py), the
-trial tables first, then the figures: parameters against the metric in parallel coordinates, learning curves,
-configurations and reference numbers with 95% intervals as error bars, importance and marginal effects.
+It shows what Markdown shows (the same sections, columns, rows and lines: sections.py, analysis.py,
+header_footer.py), the trial tables first, then the figures: parameters against the metric in parallel coordinates,
+learning curves, configurations and reference numbers with 95% intervals as error bars, importance and marginal
+effects.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from sweeper.report.analysis import analysis_lines, analysis_sections
 from sweeper.report.frame import Report
-from sweeper.report.lines import error_lines, footer_lines, header_lines, pending_line
+from sweeper.report.header_footer import error_lines, footer_lines, header_lines, pending_line
 from sweeper.report.sections import Section, row_sections
 
 STYLE = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
@@ -99,7 +100,7 @@ def figure_divs(rep: Report) -> list[str]:
     """Each figure there is data for as a div and the script that draws it (plotly's bundle is in the head)."""
     import plotly.io as pio
 
-    from sweeper.report.figures import FIGURES
+    from sweeper.report.html_figures import FIGURES
 
     out = []
     for name, build in FIGURES:

@@ -18,7 +18,7 @@ each variant, different between them) in one line per variant ("4th CNN: conv_la
 that follows a searched axis (lr, when it is each optimizer's default) in a note ("lr follows optimizer: ...").
 Tables are split per model family when a report mixes them. The best row (store/trials.py's rule) is starred.
 Groups show each metric as mean±half its 95% t interval. The lines around the tables (header, pending trials,
-errors, footer) are lines.py's; the tables of the statistics (configurations, references, importance, ASHA
+errors, footer) are header_footer.py's; the tables of the statistics (configurations, references, importance, ASHA
 audit) analysis.py's.
 """
 
@@ -41,7 +41,6 @@ LABELS = {
     "val_accuracy": "val acc", "test_accuracy": "test acc", "wall_s": "wall s", "trial_id": "trial",
     "end": "ended", "vs_best": "vs best",
 }
-SUMMARY_METRICS = ("val_loss", "val_accuracy", "test_accuracy")  # the study's summary tables, for narrow output
 STAR = "★"
 MISSING = "-"
 ERRORS_SHOWN = 20

@@ -2,10 +2,12 @@
 
 A report names sweeps under --storage (the same folders every command finds, store/storage.py), or results
 folders given by path (a copy of a sweep's folder holding trials.parquet). With no name it reads every folder
-under --storage that holds trials.parquet. Only trials.parquet and spec.yaml are read here, so the terminal
-table stays fast on a sweep of any size; epochs.parquet only for plots. spec.yaml gives the metric, the variants
-and what they fix, the searched axes, the trials planned per variant (those not started yet are pending), ASHA's
-rungs and reference numbers; without it the report still works, from the data alone.
+under --storage that holds trials.parquet. Only trials.parquet and spec.yaml are read up front, so the terminal
+table stays fast on a sweep of any size; epochs.parquet is read on first use (Sweep.epochs: by the learning curves
+of the PNG plots and the HTML page, and by the ASHA audit), once per sweep and report, and kept for every later
+use. spec.yaml gives the metric, the variants and what they fix, the searched axes, the trials planned per
+variant (those not started yet are pending), ASHA's rungs and reference numbers; without it the report still
+works, from the data alone.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pandas as pd
 from sweeper.errors import SweeperError, did_you_mean
 from sweeper.spec.cost import asha_milestones
 from sweeper.spec.loader import load_text
-from sweeper.store.files import SPEC_FILE, TRIALS_FILE
+from sweeper.store.files import EPOCHS_FILE, SPEC_FILE, TRIALS_FILE
 from sweeper.store.parquet import read_frame
 from sweeper.store.storage import Storage, SweepFolder, is_uri
 from sweeper.store.sweeps import sweep_names
@@ -42,6 +44,21 @@ class Sweep:
     description: str | None = None  # the search space's own `description`, shown in the header
     cpus: float | None = None  # CPUs (and GPUs) each trial holds (spec.yaml's resources), for its compute
     gpus: float = 0.0
+    _epochs: pd.DataFrame | str | None = field(default=None, init=False, repr=False, compare=False)  # or why not
+
+    def epochs(self) -> pd.DataFrame:
+        """epochs.parquet's trial_id, epoch, val_accuracy (the learning curves) and the sweep's metric (the ASHA
+        audit): read on first use and kept, so a report reads it once however many outputs draw on it; a missing
+        or unreadable file is a SweeperError, each time it is asked for."""
+        if self._epochs is None:
+            columns = list(dict.fromkeys(["trial_id", "epoch", "val_accuracy", self.metric]))
+            try:
+                self._epochs = read_frame(self.folder, EPOCHS_FILE, columns=columns)
+            except SweeperError as exc:
+                self._epochs = str(exc)
+        if isinstance(self._epochs, str):
+            raise SweeperError(self._epochs)
+        return self._epochs
 
 
 def _results_folder(arg: str) -> SweepFolder | None:

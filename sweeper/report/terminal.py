@@ -21,7 +21,7 @@ from rich.segment import Segment
 
 from sweeper.report.analysis import analysis_lines, analysis_sections, reference_sections
 from sweeper.report.frame import Report
-from sweeper.report.lines import error_lines, footer_lines, header_lines, pending_line
+from sweeper.report.header_footer import error_lines, footer_lines, header_lines, pending_line
 from sweeper.report.sections import ERRORS_SHOWN, STAR, Section, label, row_sections
 
 CONFIGURATIONS_SHOWN = 20

@@ -10,9 +10,9 @@ import pytest
 import scipy.stats as st
 
 from sweeper.report.analysis import effects_of, importance_of
-from sweeper.report.files import markdown
 from sweeper.report.frame import Report, build_report
 from sweeper.report.importance import EPSILON, distribution, importance
+from sweeper.report.markdown_csv import markdown
 from sweeper.store.storage import Storage
 from tests.report.writing import Planned, write_sweep
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import scipy.stats as st
 
-from sweeper.report.files import markdown
 from sweeper.report.frame import Report
+from sweeper.report.markdown_csv import markdown
 from sweeper.report.pairs import reference_pairs
 from tests.report.test_stats import SEEDS, TEST, rep, storage  # noqa: F401  (module fixtures)
 

@@ -14,8 +14,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from sweeper.cli import app
-from sweeper.report.files import markdown
 from sweeper.report.frame import Report, build_report
+from sweeper.report.markdown_csv import markdown
 from sweeper.report.terminal import print_rich
 from sweeper.spec.loader import REFERENCE_METRICS, load
 from sweeper.spec.params import TrialParams
@@ -371,6 +371,25 @@ def test_out_html_and_a_sweep_without_finished_trials(storage: Path, tmp_path: P
     assert code == 0 and "<img" not in page and 'id="curves"' in page  # self-contained: figures, not images
     assert "test_accuracy.png not drawn" in err and not (tmp_path / "test_accuracy.png").exists()
     assert_png(tmp_path / "learning_curves.png", (1000, 600))
+
+
+def test_each_sweeps_epochs_are_read_once_per_report(storage: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ASHA audit, the PNG learning curves and the HTML page's (printed and written) share one read."""
+    import sweeper.report.sources as sources
+
+    reads: list[tuple[str, str]] = []
+    read_frame = sources.read_frame
+
+    def counted(folder: SweepFolder, file: str, columns: list[str] | None = None) -> pd.DataFrame:
+        reads.append((folder.name, file))
+        return read_frame(folder, file, columns)
+
+    monkeypatch.setattr(sources, "read_frame", counted)
+    code, stdout, _ = cli("slides", "asha", "--format", "html", "--out", str(tmp_path), storage=storage)
+    assert code == 0 and 'id="curves"' in stdout and "ASHA audit: asha" in stdout
+    assert sorted(reads) == [("asha", "epochs.parquet"), ("asha", "trials.parquet"),
+                             ("slides", "epochs.parquet"), ("slides", "trials.parquet")]
 
 
 def test_help_lists_options_and_does_not_import_pandas() -> None:

@@ -17,9 +17,10 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from sweeper.cli import app
-from sweeper.report.files import export_frame, html_page, markdown
 from sweeper.report.frame import Report, build_report
-from sweeper.report.lines import pending_line
+from sweeper.report.header_footer import pending_line
+from sweeper.report.html import html_page
+from sweeper.report.markdown_csv import export_frame, markdown
 from sweeper.report.sections import metric_priority, row_sections
 from sweeper.report.terminal import fit_columns, print_rich
 from sweeper.spec.loader import load_text

@@ -18,8 +18,8 @@ import scipy.stats as st
 from rich.console import Console
 
 from sweeper.report.analysis import configurations
-from sweeper.report.files import markdown
 from sweeper.report.frame import Report, build_report
+from sweeper.report.markdown_csv import markdown
 from sweeper.report.stats import compare, configuration_codes, holm
 from sweeper.report.terminal import print_rich
 from sweeper.store.storage import Storage

@@ -1,9 +1,10 @@
-"""`report --out` plots (matplotlib, Agg): learning curves, test accuracy against the reference (means with 95% t
-intervals), parameter effects (means with 95% t intervals, importance with its bootstrap interval).
+"""The PNG plots `report --out` writes (matplotlib, Agg): learning curves, test accuracy against the reference
+(means with 95% t intervals), parameter effects (means with 95% t intervals, importance with its bootstrap interval).
 
 Every plot covers the trials that pass --where (not only the --top rows). Trials are coloured by variant (else
 by sweep, model, or the first varied parameter with few values); how a trial ended is a marker at the end of
 its curve, so ASHA stops are visible. Figures have fixed sizes (no tight bounding box), so pixel sizes are known.
+Which trials are drawn and coloured how, and the curves' points, are plot_data.py's (the HTML figures' too).
 """
 
 from __future__ import annotations
@@ -14,20 +15,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sweeper.errors import SweeperError
 from sweeper.report.frame import Report
+from sweeper.report.plot_data import MAX_CURVES, categories, colour_key, curve_points, sample, varied_params
 from sweeper.report.stats import half_widths
-from sweeper.spec.params import applies
-from sweeper.store.files import EPOCHS_FILE
-from sweeper.store.parquet import read_frame
 from sweeper.store.trials import Ended
 
 DPI = 100
 CURVES_SIZE = (10.0, 6.0)  # inches; 1000 x 600 pixels
 TEST_SIZE = (10.0, 6.0)
 EFFECT_PANEL = (4.0, 3.2)  # per parameter panel, three panels a row
-MAX_COLOURS = 20
-MAX_CURVES = 1000  # more lines are a blur and slow to draw; the rest of a big sweep is sampled
 MAX_POINTS = 2000  # per parameter panel (its mean uses every trial)
 MISSING_COLOUR = (0.1, 0.1, 0.1, 1.0)  # trials without a value of the colour key (e.g. no variant)
 CATEGORICAL_MAX = 12  # a numeric parameter with more distinct values is drawn as a continuous axis
@@ -42,39 +38,6 @@ def _plt() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def varied_params(rep: Report) -> list[str]:
-    trials = rep.trials
-    models = set(trials["model"].dropna().astype(str)) if "model" in trials else set()
-    params = [p for p in rep.trial_params if applies(p, models)]
-    unique = trials[params].nunique(dropna=False)
-    return [p for p in params if unique[p] > 1]
-
-
-def colour_key(rep: Report) -> str | None:
-    t = rep.trials
-    if t["variant"].notna().any():
-        return "variant"
-    if len(rep.sweeps) > 1:
-        return "sweep"
-    for p in ["model", *varied_params(rep)]:
-        if p in t and 1 < t[p].nunique() <= MAX_COLOURS:
-            return p
-    return None
-
-
-def categories(rep: Report, key: str | None) -> list[Any]:
-    if key is None:
-        return []
-    found = list(rep.trials[key].dropna().unique())
-    if key == "variant":
-        order = [v for s in rep.sweeps for v in s.variants]
-        return [v for v in dict.fromkeys(order) if v in found] + [v for v in found if v not in order]
-    try:
-        return sorted(found)
-    except TypeError:
-        return found
 
 
 def palette(n: int) -> list[Any]:
@@ -109,44 +72,6 @@ class Colours:
             # a fixed corner: "best" tests every drawn point, seconds on a big sweep; curves rise, so the
             # lower right is mostly empty
             ax.legend(handles=handles + extra, fontsize=7, loc="lower right", title=self.key, title_fontsize=7)
-
-
-def sample(rep: Report, limit: int) -> np.ndarray:
-    """Positions of the trials to draw: all, or the 20 best by the metric and a seeded random rest."""
-    n = len(rep.trials)
-    if n <= limit:
-        return np.arange(n)
-    value = pd.to_numeric(rep.trials[rep.metric], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    best = np.argsort(-value if rep.mode == "max" else value, kind="stable")[:20]
-    rest = np.setdiff1d(np.arange(n), best)
-    return np.sort(np.concatenate([best, np.random.default_rng(0).choice(rest, limit - len(best), replace=False)]))
-
-
-def curve_points(rep: Report, drawn: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(trial row position, epoch, val_accuracy) of every epoch of the drawn trials, in curve order."""
-    pos, xs, ys = [], [], []
-    wanted = np.zeros(len(rep.trials), dtype=bool)
-    wanted[drawn] = True
-    for s in rep.sweeps:
-        mine = np.flatnonzero(rep.trials["sweep"].eq(s.name).to_numpy() & wanted)
-        lookup = pd.Series(mine, index=rep.trials["trial_id"].to_numpy()[mine])
-        lookup = lookup[~lookup.index.duplicated()]
-        try:
-            ep = read_frame(s.folder, EPOCHS_FILE)
-        except SweeperError:
-            continue
-        codes, uniques = pd.factorize(ep["trial_id"])  # 1M strings: hash once, then look up 10k
-        at = np.append(lookup.reindex(uniques).to_numpy(dtype=float, na_value=np.nan), np.nan)
-        p = at[codes]  # code -1 (no trial_id) picks the appended NaN
-        keep = ~np.isnan(p)
-        pos.append(p[keep].astype(np.int64))
-        xs.append(ep["epoch"].to_numpy(dtype=float, na_value=np.nan)[keep])
-        ys.append(pd.to_numeric(ep["val_accuracy"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)[keep])
-    if not pos or not sum(len(p) for p in pos):
-        return None
-    p, x, y = np.concatenate(pos), np.concatenate(xs), np.concatenate(ys)
-    order = np.lexsort((x, p))
-    return p[order], x[order], y[order]
 
 
 def plot_curves(rep: Report, colours: Colours, path: Path) -> str | None:

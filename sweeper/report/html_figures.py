@@ -3,7 +3,7 @@ curves, configurations and reference numbers with their 95% intervals as error b
 bootstrap interval, and each parameter's marginal effect with an interval band.
 
 Each builder returns a plotly Figure, or None when there is nothing to draw. Figures cover every trial that passes
---where (learning curves: plots.py's sample of a big sweep). Parallel coordinates draw one line per trial with a
+--where (learning curves: plot_data.py's sample of a big sweep). Parallel coordinates draw one line per trial with a
 value of the metric.
 """
 
@@ -17,7 +17,7 @@ import pandas as pd
 from sweeper.report.analysis import HEADLINE, configurations, effects_of, importance_of
 from sweeper.report.frame import Report
 from sweeper.report.importance import varied
-from sweeper.report.plots import MAX_CURVES, categories, colour_key, curve_points, sample
+from sweeper.report.plot_data import MAX_CURVES, categories, colour_key, curve_points, sample
 from sweeper.report.sections import LABELS
 from sweeper.report.stats import BEST, TIED, WORSE
 
@@ -73,7 +73,7 @@ def parallel_coordinates(rep: Report) -> Any:
 
 
 def learning_curves(rep: Report) -> Any:
-    """Val accuracy per epoch, a line per trial (plots.py's sample of a big sweep), coloured as the PNG is."""
+    """Val accuracy per epoch, a line per trial (plot_data.py's sample of a big sweep), coloured as the PNG is."""
     drawn = sample(rep, MAX_CURVES)
     points = curve_points(rep, drawn)
     if points is None:

@@ -1,4 +1,5 @@
-"""The report as files: Markdown, CSV of every trial, and `--out DIR` with the plots (the HTML page is html.py's).
+"""The report as Markdown (`--format markdown`, report.md) and as CSV (`--format csv`, trials.csv): text that
+out_folder.py writes into --out (the HTML page is html.py's).
 
 Markdown and HTML show the terminal's tables (sections.py, analysis.py): the same sections, columns in the same
 order, the same rows, the same lines per variant, pending line and footer; they have room for every column and
@@ -9,19 +10,14 @@ every metric's reference numbers. CSV holds every column of every trial (also th
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pandas as pd
 
-from sweeper.errors import SweeperError
 from sweeper.report.analysis import analysis_lines, analysis_sections
 from sweeper.report.frame import Report, with_references
-from sweeper.report.html import html_page
-from sweeper.report.lines import error_lines, footer_lines, header_lines, pending_line
+from sweeper.report.header_footer import error_lines, footer_lines, header_lines, pending_line
 from sweeper.report.sections import Section, row_sections
 from sweeper.spec.metrics import METRICS
-
-__all__ = ["csv_text", "export_frame", "html_page", "markdown", "write_out"]
 
 
 def _md_cell(text: str) -> str:
@@ -86,23 +82,3 @@ def csv_text(rep: Report, all_trials: bool = False) -> str:
     table = pa.Table.from_pandas(export_frame(rep, all_trials), preserve_index=False)
     pacsv.write_csv(table, buf, pacsv.WriteOptions(quoting_style="needed"))
     return buf.getvalue().decode()
-
-
-def write_out(rep: Report, out: Path, html: bool = False) -> tuple[list[Path], list[str]]:
-    """report.md (and with `html` the self-contained report.html), trials.csv (every trial that passes --where)
-    and the PNG plots; returns the files written and a note per plot that was left out."""
-    from sweeper.report.plots import write_plots
-
-    if out.exists() and not out.is_dir():
-        raise SweeperError(f"--out {out}: exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        images, skipped = write_plots(rep, out)
-        (out / "report.md").write_text(markdown(rep, images))
-        (out / "trials.csv").write_text(csv_text(rep, all_trials=True))
-        if html:
-            (out / "report.html").write_text(html_page(rep))
-    except OSError as exc:
-        raise SweeperError(f"--out {out}: cannot write there: {exc.strerror or exc}") from None
-    names = ["report.md", *(["report.html"] if html else []), "trials.csv", *(n for n, _ in images)]
-    return [out / n for n in names], skipped
