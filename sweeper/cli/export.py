@@ -23,7 +23,7 @@ def export(
     storage: StorageOpt = None,
 ) -> None:
     """Export a trial's trained model from its last checkpoint: weights, a model card and ONNX."""
-    from sweeper.run.export import export as run_export
+    from sweeper.run.training.export import export as run_export
 
     content = run_export(storage_of(storage), name, trial, out, overwrite)
     metrics = content["metrics"]
@@ -39,7 +39,7 @@ def evaluate(
     ] = None,
 ) -> None:
     """Score an exported model on the test split it was trained against (the same subset, if the sweep used one)."""
-    from sweeper.run.export import evaluate_export
+    from sweeper.run.training.export import evaluate_export
 
     score = evaluate_export(folder, data_dir)
     plain(f"test_accuracy {score.test_accuracy!r} ({round(score.test_accuracy * score.images)}/{score.images} "

@@ -9,10 +9,7 @@ import typer
 
 from sweeper.cli.common import StorageOpt, plain, storage_of, user_errors
 from sweeper.cli.names import NameArg
-from sweeper.cli.runs import AddressOpt, QuietOpt, VerboseOpt
-from sweeper.cli.runs import _finish as finish
-from sweeper.cli.runs import _progress as progress_view
-from sweeper.errors import SweeperError
+from sweeper.cli.running import AddressOpt, KeptDataDirOpt, MaxFailuresOpt, QuietOpt, VerboseOpt, finish, progress_view
 
 
 @user_errors
@@ -24,11 +21,8 @@ def extend(
     ],
     storage: StorageOpt = None,
     address: AddressOpt = None,
-    data_dir: Annotated[str | None, typer.Option(help="Fashion-MNIST folder (default: the one it launched with).")]
-    = None,
-    max_failures: Annotated[
-        int, typer.Option(help="Retry a failed trial up to N times from its last checkpoint.")
-    ] = 0,
+    data_dir: KeptDataDirOpt = None,
+    max_failures: MaxFailuresOpt = 0,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -36,10 +30,8 @@ def extend(
     sweep)."""
     from sweeper.spec.loader import load
 
-    if max_failures < 0:
-        raise SweeperError(f"--max-failures {max_failures}: must be 0 or more")
     space = load(space_file)
-    from sweeper.run.extend import extend as run_extend
+    from sweeper.run import extend as run_extend
 
     where = storage_of(storage)
     outcome = run_extend(name, where, space, address=address, data_dir=data_dir, max_failures=max_failures,

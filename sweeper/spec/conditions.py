@@ -10,21 +10,20 @@ records null, random and TPE search never draw it, and it does not multiply a gr
 is off does not hold. Keys of one model family (conv_layers, filters, kernel_size, padding, pooling, pool_every,
 dense: cnn; hidden: mlp; dropout: mlp and cnn) are conditional on `model` by construction.
 
-Checked before anything runs (one line each): an unknown key, a value the key can never take, a cycle, a `when`
-on a literal or on `model`, and, under grid search, a grid axis that depends on a randomly drawn key.
+Checked before anything runs (one line each): here, as `when` is parsed, an unknown key and a `when` on `model`;
+when the space loads (loader.py), a `when` on a literal, a value the key can never take, a cycle, and, under grid
+search, a grid axis that depends on a randomly drawn key. This module knows no Axis or Space (space.py builds on
+it): an axis's own `contains` and `dependencies` are Axis methods.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sweeper.errors import SweeperError, did_you_mean
-from sweeper.spec.params import KEY_MODELS, PARAM_KEYS, TrialFields
-
-if TYPE_CHECKING:
-    from sweeper.spec.space import Axis, Space
+from sweeper.spec.params import PARAM_KEYS, TrialFields
 
 VARIANT = "variant"  # a `when` key: the variant's name
 DEFAULTS: dict[str, Any] = {k: f.default for k, f in TrialFields.model_fields.items()}
@@ -79,58 +78,3 @@ def topological(keys: list[str], deps: Mapping[str, Iterable[str]]) -> list[str]
     for key in keys:
         visit(key, [])
     return done
-
-
-def dependencies(axis: Axis, axis_keys: set[str]) -> set[str]:
-    """The searched keys an axis's condition reads: its `when` keys, and `model` for a model-family key."""
-    refs = set(axis.when) | ({"model"} if axis.key in KEY_MODELS else set())
-    return refs & axis_keys
-
-
-def contains(axis: Axis, value: Any) -> bool:
-    if axis.kind in ("grid", "choice"):
-        return any(same(value, v) for v in axis.values)
-    if isinstance(value, bool) or not isinstance(value, int | float) or (axis.kind == "randint"
-                                                                        and not isinstance(value, int)):
-        return False
-    return bool(axis.values[0] <= value <= axis.values[1])
-
-
-def _taken(space: Space, ref: str) -> list[Any] | Axis:
-    """The values `ref` can take in this space (an Axis: any value it can draw)."""
-    if ref == VARIANT:
-        return list(space.variants)
-    for axis in space.axes:
-        if axis.key == ref:
-            return axis
-    values = [v[ref] for v in space.variants.values() if ref in v]
-    if not space.variants or any(ref not in v for v in space.variants.values()):
-        values.append(space.literals.get(ref, DEFAULTS[ref]))
-    return values
-
-
-def check(space: Space) -> None:
-    """Every `when` of a loaded space: values its keys can take, no cycle, grid axes decidable at expansion."""
-    path, keys = space.path, {a.key for a in space.axes}
-    for axis in space.axes:
-        for ref, allowed in axis.when.items():
-            where = f"parameters.{axis.key}.when.{ref}"
-            taken = _taken(space, ref)
-            for value in allowed:
-                ok = contains(taken, value) if not isinstance(taken, list) else any(same(value, v) for v in taken)
-                if not ok:
-                    shown = taken.describe() if not isinstance(taken, list) else ", ".join(map(repr, taken)) or "none"
-                    raise SweeperError(f"{path}: key {where!r}: {ref!r} never takes {value!r} in this space "
-                                       f"(it takes {shown})")
-            ref_axis = None if isinstance(taken, list) else taken
-            if space.spec.search.type == "grid" and axis.kind == "grid" and ref_axis is not None \
-                    and ref_axis.kind != "grid":
-                raise SweeperError(
-                    f"{path}: key {where!r}: a grid axis may only depend on literals, variants and grid axes, but "
-                    f"{ref!r} is drawn at random ({ref_axis.kind}); make {ref!r} a grid axis or {axis.key!r} a choice"
-                )
-    try:
-        topological([a.key for a in space.axes], {a.key: dependencies(a, keys) for a in space.axes})
-    except ValueError as exc:
-        first = str(exc).split(" -> ")[0]
-        raise SweeperError(f"{path}: key 'parameters.{first}.when': conditions form a cycle: {exc}") from None

@@ -20,13 +20,13 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from sweeper.errors import SweeperError
 from sweeper.spec.conditions import VARIANT
 from sweeper.spec.params import TrialParams, applies
 from sweeper.spec.schema import DataSpec, SweepSpec
-from sweeper.spec.space import Axis, Space
+from sweeper.spec.space import Axis, AxisKind, Space
 
 
 @dataclass(frozen=True)
@@ -173,13 +173,17 @@ def trials_at_once(spec: SweepSpec, cpus: int, trials: int) -> int:
 
 def _draw(axis: Axis, rng: random.Random) -> Any:
     lo, hi = axis.values[0], axis.values[-1]
-    if axis.kind in ("grid", "choice"):
-        return rng.choice(axis.values)
-    if axis.kind == "uniform":
-        return rng.uniform(lo, hi)
-    if axis.kind == "loguniform":
-        return math.exp(rng.uniform(math.log(lo), math.log(hi)))
-    return rng.randint(lo, hi)
+    match axis.kind:
+        case AxisKind.GRID | AxisKind.CHOICE:
+            return rng.choice(axis.values)
+        case AxisKind.UNIFORM:
+            return rng.uniform(lo, hi)
+        case AxisKind.LOGUNIFORM:
+            return math.exp(rng.uniform(math.log(lo), math.log(hi)))
+        case AxisKind.RANDINT:
+            return rng.randint(lo, hi)
+        case _:
+            assert_never(axis.kind)
 
 
 def trial_architectures(space: Space) -> tuple[str, ...]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sweeper.spec.conditions import DEFAULTS, contains, same
-from sweeper.spec.space import Space
+from sweeper.spec.conditions import DEFAULTS, same
+from sweeper.spec.space import AxisKind, Space
 
 FIXED_SETTINGS = ("epochs", "metric", "mode", "scheduler", "data")
 
@@ -37,7 +37,7 @@ def refused(old: Space, new: Space) -> list[str]:
         if key in new.literals:
             kept = same(before, new.literals[key])
         else:  # a literal that became an axis keeps the trials that ran if it can still take their value
-            kept = key in new_axes and contains(new_axes[key], before) and not new_axes[key].when
+            kept = key in new_axes and new_axes[key].contains(before) and not new_axes[key].when
         if not kept and not (key == "seed" and "parameters.seed" in keys):
             keys.append(f"parameters.{key}")
     for axis in old.axes:
@@ -46,7 +46,7 @@ def refused(old: Space, new: Space) -> list[str]:
             keys.append(f"parameters.{axis.key}")
         elif grown.when != axis.when:
             keys.append(f"parameters.{axis.key}.when")
-        elif axis.kind == "grid" and not all(any(same(v, w) for w in grown.values) for v in axis.values):
+        elif axis.kind == AxisKind.GRID and not all(any(same(v, w) for w in grown.values) for v in axis.values):
             keys.append(f"parameters.{axis.key}.grid")
     for name, values in old.variants.items():
         if name not in new.variants or new.variants[name] != values:

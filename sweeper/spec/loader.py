@@ -13,18 +13,17 @@ import itertools
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from sweeper.errors import SweeperError, did_you_mean
-from sweeper.spec.conditions import check as check_conditions
-from sweeper.spec.conditions import parse_when
+from sweeper.spec.conditions import DEFAULTS, VARIANT, parse_when, same, topological
 from sweeper.spec.metrics import METRICS
 from sweeper.spec.params import ARCHITECTURE_KEYS, PARAM_KEYS, TrialFields, check_feasible
 from sweeper.spec.schema import DOMAINS, NAME_PATTERN, SweepSpec
-from sweeper.spec.space import Axis, Space
+from sweeper.spec.space import Axis, AxisKind, Space
 
 
 class DuplicateKeyError(yaml.YAMLError):
@@ -131,36 +130,48 @@ def _parse_axis(path: Path, key: str, raw: dict[str, Any]) -> Axis:
             f"{path}: key {where!r}: a search domain is exactly one of {', '.join(DOMAINS)}, "
             f"but got {found}{near}"
         )
-    kind, values = next(iter(raw.items()))
+    domain, values = next(iter(raw.items()))
+    kind = AxisKind(domain)
     where = f"{where}.{kind}"
     if not isinstance(values, list) or not values:
         raise SweeperError(f"{path}: key {where!r}: must be a non-empty list, but got {values!r}")
-    if kind in ("uniform", "loguniform", "randint"):
-        numeric = int if kind == "randint" else (int, float)
-        if len(values) != 2 or not all(isinstance(v, numeric) and not isinstance(v, bool) for v in values):
-            kind_of = "integers" if kind == "randint" else "numbers"
-            raise SweeperError(f"{path}: key {where!r}: must be [low, high] {kind_of}, but got {values!r}")
-        low, high = values
-        if low > high:
-            raise SweeperError(f"{path}: key {where!r}: `low <= high` must hold, but got (low={low}, high={high})")
-        if kind == "loguniform" and low <= 0:
-            raise SweeperError(f"{path}: key {where!r}: `low > 0` must hold for loguniform, but got low={low}")
-        if kind != "randint" and _takes_int(key):
-            raise SweeperError(
-                f"{path}: key {where!r}: {kind} draws fractions but {key!r} takes whole numbers; use randint"
-            )
-    if kind in ("grid", "choice") and len({repr(v) for v in values}) != len(values):
-        raise SweeperError(f"{path}: key {where!r}: values must be distinct, but got {values!r}")
+    match kind:
+        case AxisKind.GRID | AxisKind.CHOICE:
+            if len({repr(v) for v in values}) != len(values):
+                raise SweeperError(f"{path}: key {where!r}: values must be distinct, but got {values!r}")
+        case AxisKind.UNIFORM | AxisKind.LOGUNIFORM | AxisKind.RANDINT:
+            _check_range(path, where, key, kind, values)
+        case _:
+            assert_never(kind)
     for v in values:
         _validate_value(path, where, key, v)
     return Axis(key, kind, list(values), when)
+
+
+def _check_range(path: Path, where: str, key: str, kind: AxisKind, values: list[Any]) -> None:
+    """A random draw's [low, high]: two numbers (integers for randint), in order, positive for loguniform, and
+    whole-numbered draws (randint) for a key that takes whole numbers."""
+    whole = kind == AxisKind.RANDINT
+    numeric = int if whole else (int, float)
+    if len(values) != 2 or not all(isinstance(v, numeric) and not isinstance(v, bool) for v in values):
+        kind_of = "integers" if whole else "numbers"
+        raise SweeperError(f"{path}: key {where!r}: must be [low, high] {kind_of}, but got {values!r}")
+    low, high = values
+    if low > high:
+        raise SweeperError(f"{path}: key {where!r}: `low <= high` must hold, but got (low={low}, high={high})")
+    if kind == AxisKind.LOGUNIFORM and low <= 0:
+        raise SweeperError(f"{path}: key {where!r}: `low > 0` must hold for loguniform, but got low={low}")
+    if not whole and _takes_int(key):
+        raise SweeperError(
+            f"{path}: key {where!r}: {kind} draws fractions but {key!r} takes whole numbers; use randint"
+        )
 
 
 def _check_search(space: Space) -> None:
     """Rules of the search type and of repeats: every axis is drawn under random/TPE; repeats sets the seeds."""
     path = space.path
     if space.search != "grid":
-        for axis in (a for a in space.axes if a.kind == "grid"):
+        for axis in (a for a in space.axes if a.kind == AxisKind.GRID):
             raise SweeperError(
                 f"{path}: key 'parameters.{axis.key}.grid': search type {space.search!r} draws every axis, so a "
                 f"grid is never exhausted; use choice: {axis.values!r} (or search type grid)"
@@ -183,6 +194,47 @@ def _check_search(space: Space) -> None:
                 f"{path}: key {key!r}: repeats {n} trains {which}"
                 f" with seeds {seeds[0]}..{seeds[-1]}, but {seeded[0]} sets the seed too; keep one of them"
             )
+
+
+def _taken(space: Space, ref: str) -> list[Any] | Axis:
+    """The values `ref` can take in this space (an Axis: any value it can draw)."""
+    if ref == VARIANT:
+        return list(space.variants)
+    for axis in space.axes:
+        if axis.key == ref:
+            return axis
+    values = [v[ref] for v in space.variants.values() if ref in v]
+    if not space.variants or any(ref not in v for v in space.variants.values()):
+        values.append(space.literals.get(ref, DEFAULTS[ref]))
+    return values
+
+
+def _check_conditions(space: Space) -> None:
+    """Every `when` of a loaded space (spec/conditions.py): values its keys can take, no cycle, grid axes
+    decidable at expansion."""
+    path, keys = space.path, {a.key for a in space.axes}
+    for axis in space.axes:
+        for ref, allowed in axis.when.items():
+            where = f"parameters.{axis.key}.when.{ref}"
+            taken = _taken(space, ref)
+            for value in allowed:
+                ok = taken.contains(value) if not isinstance(taken, list) else any(same(value, v) for v in taken)
+                if not ok:
+                    shown = taken.describe() if not isinstance(taken, list) else ", ".join(map(repr, taken)) or "none"
+                    raise SweeperError(f"{path}: key {where!r}: {ref!r} never takes {value!r} in this space "
+                                       f"(it takes {shown})")
+            ref_axis = None if isinstance(taken, list) else taken
+            if space.spec.search.type == "grid" and axis.kind == AxisKind.GRID and ref_axis is not None \
+                    and ref_axis.kind != AxisKind.GRID:
+                raise SweeperError(
+                    f"{path}: key {where!r}: a grid axis may only depend on literals, variants and grid axes, but "
+                    f"{ref!r} is drawn at random ({ref_axis.kind}); make {ref!r} a grid axis or {axis.key!r} a choice"
+                )
+    try:
+        topological([a.key for a in space.axes], {a.key: a.dependencies(keys) for a in space.axes})
+    except ValueError as exc:
+        first = str(exc).split(" -> ")[0]
+        raise SweeperError(f"{path}: key 'parameters.{first}.when': conditions form a cycle: {exc}") from None
 
 
 REFERENCE_METRICS = METRICS  # a variant's `reference` may name any of them
@@ -244,11 +296,24 @@ def _parse_variants(path: Path, raw: list[dict[str, Any]], axes: list[Axis]) -> 
 MAX_CHECKED_TRIALS = 20_000
 
 
+def _discrete(axis: Axis) -> list[Any] | None:
+    """The draws of `axis` to check: its choice values, its randint bounds; None for a grid or continuous axis."""
+    match axis.kind:
+        case AxisKind.CHOICE:
+            return axis.values
+        case AxisKind.RANDINT:
+            return sorted(set(axis.values))
+        case AxisKind.GRID | AxisKind.UNIFORM | AxisKind.LOGUNIFORM:
+            return None
+        case _:
+            assert_never(axis.kind)
+
+
 def _discrete_options(space: Space) -> list[tuple[str, list[Any]]]:
     """Choice values and randint bounds: discrete draws a trial may get. Beyond MAX_CHECKED_TRIALS
     combinations, only the axes that shape the network."""
-    axes = [a for a in space.random_axes if a.kind in ("choice", "randint")]
-    options = [(a.key, a.values if a.kind == "choice" else sorted(set(a.values))) for a in axes]
+    drawn = [(a.key, _discrete(a)) for a in space.random_axes]
+    options = [(k, v) for k, v in drawn if v is not None]
     if math.prod(len(v) for _, v in options) * len(space.grid_points()) > MAX_CHECKED_TRIALS:
         options = [(k, v) for k, v in options if k in ARCHITECTURE_KEYS]
     return options
@@ -318,6 +383,6 @@ def load_text(text: str, path: Path) -> Space:
     space = Space(path=path, spec=spec, text=text, literals=literals, axes=axes, variants=variants,
                   references=references, variant_repeats=repeats)
     _check_search(space)
-    check_conditions(space)
+    _check_conditions(space)
     _check_trials(space)
     return space

@@ -6,9 +6,8 @@ from typing import Literal
 
 # Reported after every epoch, so ASHA can act on them: a sweep's `metric` is one of these.
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
-# Measured once, at a trial's end, on the test split: the final score, never used for selection.
-TEST_METRICS = ("test_loss", "test_accuracy")
-# All six, in the order reports show them: losses, then accuracies.
+# All six, in the order reports show them: losses, then accuracies. test_loss and test_accuracy are measured once,
+# at a trial's end, on the test split: the final score, never used for selection.
 METRICS = ("train_loss", "val_loss", "test_loss", "train_accuracy", "val_accuracy", "test_accuracy")
 
 Mode = Literal["min", "max"]

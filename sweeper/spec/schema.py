@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
@@ -9,8 +10,20 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator,
 from sweeper.spec.metrics import EPOCH_METRICS, Mode, mode_of
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-DOMAINS = ("grid", "choice", "uniform", "loguniform", "randint")
-SEARCH_TYPES = ("grid", "random", "tpe")
+
+
+class AxisKind(StrEnum):
+    """A searched parameter's domain, as the YAML names it (`lr: {loguniform: [1e-4, 1e-1]}`). Re-exported by
+    spec/space.py beside Axis. A StrEnum, so a kind still equals its name as a string."""
+
+    GRID = "grid"  # every value, each in its own trials (grid search only)
+    CHOICE = "choice"  # one value drawn per trial
+    UNIFORM = "uniform"  # a float drawn from [low, high]
+    LOGUNIFORM = "loguniform"  # a float drawn from [low, high] on a log scale
+    RANDINT = "randint"  # a whole number drawn from [low, high], both included
+
+
+DOMAINS = tuple(k.value for k in AxisKind)  # the domain names, in the order error messages list them
 
 
 class SchedulerSpec(BaseModel):

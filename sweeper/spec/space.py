@@ -12,11 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
-from sweeper.spec.conditions import DEFAULTS, VARIANT, When, dependencies, same, topological
+from sweeper.spec.conditions import DEFAULTS, VARIANT, When, same, topological
 from sweeper.spec.params import KEY_MODELS, TrialParams
-from sweeper.spec.schema import SweepSpec
+from sweeper.spec.schema import AxisKind, SweepSpec
+
+__all__ = ["Axis", "AxisKind", "Space"]
 
 
 @dataclass(frozen=True)
@@ -24,21 +26,48 @@ class Axis:
     """One searched parameter."""
 
     key: str
-    kind: str  # one of DOMAINS
+    kind: AxisKind
     values: list[Any]  # grid/choice values, or [low, high]
     when: When = field(default_factory=dict)  # key -> the values it must hold for this axis to apply
 
+    @property
+    def listed(self) -> bool:
+        """Whether `values` lists the values themselves (grid, choice), not a range [low, high]."""
+        match self.kind:
+            case AxisKind.GRID | AxisKind.CHOICE:
+                return True
+            case AxisKind.UNIFORM | AxisKind.LOGUNIFORM | AxisKind.RANDINT:
+                return False
+            case _:
+                assert_never(self.kind)
+
+    def contains(self, value: Any) -> bool:
+        """Whether this axis can give `value`: one of its listed values, or a number of its kind in [low, high]."""
+        match self.kind:
+            case AxisKind.GRID | AxisKind.CHOICE:
+                return any(same(value, v) for v in self.values)
+            case AxisKind.RANDINT:
+                number = isinstance(value, int)
+            case AxisKind.UNIFORM | AxisKind.LOGUNIFORM:
+                number = isinstance(value, int | float)
+            case _:
+                assert_never(self.kind)
+        return number and not isinstance(value, bool) and bool(self.values[0] <= value <= self.values[1])
+
+    def dependencies(self, axis_keys: set[str]) -> set[str]:
+        """The searched keys (of `axis_keys`) this axis's condition reads: its `when` keys, and `model` for a
+        model-family key."""
+        refs = set(self.when) | ({"model"} if self.key in KEY_MODELS else set())
+        return refs & axis_keys
+
     def describe(self) -> str:
-        if self.kind in ("grid", "choice"):
-            text = f"{self.kind}{self.values}"
-        else:
-            text = f"{self.kind}({self.values[0]}, {self.values[1]})"
+        text = f"{self.kind}{self.values}" if self.listed else f"{self.kind}({self.values[0]}, {self.values[1]})"
         return text + (f" when {self.describe_when()}" if self.when else "")
 
     def value_of(self, given: Any) -> Any:
         """A value from a Ray config: a list-valued grid or choice value may come as its text ("[256, 128]"; Ray
         would read a list in a preset point as nested keys)."""
-        if isinstance(given, str) and self.kind in ("grid", "choice"):
+        if isinstance(given, str) and self.listed:
             return next((v for v in self.values if isinstance(v, list) and str(v) == given), given)
         return given
 
@@ -70,17 +99,17 @@ class Space:
 
     @property
     def grid_axes(self) -> list[Axis]:
-        return [a for a in self.ordered_axes if a.kind == "grid"]
+        return [a for a in self.ordered_axes if a.kind == AxisKind.GRID]
 
     @property
     def random_axes(self) -> list[Axis]:
-        return [a for a in self.ordered_axes if a.kind != "grid"]
+        return [a for a in self.ordered_axes if a.kind != AxisKind.GRID]
 
     @cached_property
     def ordered_axes(self) -> list[Axis]:
         """The axes, each after the keys its condition reads (YAML order otherwise)."""
         keys = {a.key for a in self.axes}
-        order = topological([a.key for a in self.axes], {a.key: dependencies(a, keys) for a in self.axes})
+        order = topological([a.key for a in self.axes], {a.key: a.dependencies(keys) for a in self.axes})
         by_key = {a.key: a for a in self.axes}
         return [by_key[k] for k in order]
 

@@ -13,12 +13,12 @@ import socket
 import time
 from typing import Any
 
-from sweeper import __version__
 from sweeper.errors import SweeperError
 from sweeper.spec.schema import SweepSpec
 from sweeper.spec.space import Space
 from sweeper.store.files import STATE_FILE
 from sweeper.store.storage import SweepFolder
+from sweeper.version import __version__
 
 # Keys that do not change which trials run or what they compute: a resume may differ in these.
 RESUME_SAFE_KEYS = {"resources", "max_concurrent", "description"}

@@ -1,7 +1,8 @@
 """A trial row's vocabulary, defined once: the states it passes through, how it ended, and which trial is best.
 
 `state` and `stopped_by` are what trials.parquet holds; `Ended` is how every view names the outcome (the live
-panel, `status`, `list`, the lines printed as trials end, and reports), so they all count alike.
+panel, `status`, `list`, the lines printed as trials end, and reports), so they all count alike; `Errored` is what
+`resume` does with the trials that ended in ERROR.
 
 "Best" (one rule for every view): among trials that did not fail, the one whose latest reported value of the
 sweep's metric is best (highest accuracy, lowest loss); a trial still running counts with its latest epoch, and
@@ -53,14 +54,18 @@ class Ended(StrEnum):
         return self in (Ended.COMPLETED, Ended.ASHA, Ended.EARLY, Ended.STOPPED, Ended.ERROR)
 
     @property
-    def stopped_early(self) -> bool:
-        return self in (Ended.ASHA, Ended.EARLY, Ended.STOPPED)
-
-    @property
     def describe(self) -> str:
         """The phrase for a line about one trial: "stopped by ASHA"."""
         return {Ended.ASHA: "stopped by ASHA", Ended.EARLY: "early stopping",
                 Ended.STOPPED: "stopped by the scheduler"}.get(self, self.value)
+
+
+class Errored(StrEnum):
+    """What `resume` does with the trials that ended in ERROR (`sweeper resume --errored`)."""
+
+    RESUME = "resume"  # run them again from their last checkpoint
+    RESTART = "restart"  # run them again from scratch
+    LEAVE = "leave"  # keep them as they ended
 
 
 _BY_STOPPED = {StoppedBy.ASHA: Ended.ASHA, StoppedBy.EARLY_STOPPING: Ended.EARLY}

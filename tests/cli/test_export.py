@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 import sweeper
 from sweeper.cli import app
-from sweeper.run import data
+from sweeper.run.training import data
 from sweeper.spec.schema import DataSpec
 from tests.s3 import S3, s3_fixture, s3_server_fixture  # noqa: F401 - the s3 fixtures
 
@@ -88,6 +88,7 @@ def test_export_best_then_load_and_evaluate_reproduce_the_recorded_test_accuracy
     assert evaluated(tmp_path / "best", real_data) == best["test_accuracy"]
 
 
+@pytest.mark.e2e  # a fresh `python -m sweeper evaluate`
 def test_the_committed_winner_evaluates_in_a_fresh_process_to_its_recorded_score_without_warnings(
     real_data: Path,
 ) -> None:

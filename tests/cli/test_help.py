@@ -105,7 +105,7 @@ print(json.dumps({"code": code, "heavy": heavy}))
         (["--help"], []),
         (["list"], []),
         (["status", "done"], []),
-        (["launch", "SPACE", "--dry-run"], []),  # run twice: the first calibrates (torch), see below
+        pytest.param(["launch", "SPACE", "--dry-run"], [], marks=pytest.mark.e2e),  # run twice: the first calibrates
     ],
     ids=["help", "list", "status", "dry-run"],
 )

@@ -33,6 +33,7 @@ def test_help_lists_commands_and_launch_options() -> None:
         assert option in sub.stdout
 
 
+@pytest.mark.e2e  # calibrates: helper processes train under load
 def test_dry_run_prints_trials_and_cost_and_writes_nothing(tmp_path: Path) -> None:
     path = space(tmp_path, """
 epochs: 9
@@ -47,6 +48,7 @@ parameters: {lr: {grid: [0.1, 0.01, 0.001]}, dropout: {uniform: [0.0, 0.3]}}
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.e2e  # calibrates the CNNs: helper processes train under load
 def test_shipped_cnn_space_dry_runs() -> None:
     code, out, _ = launch("search_spaces/cnn.yaml", "--dry-run")
     assert code == 0 and "32 trials" in out

@@ -190,6 +190,7 @@ def slow_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_idx(tmp_path_factory.mktemp("slow") / "data", n_train=3000, n_test=100)
 
 
+@pytest.mark.e2e  # a driver subprocess and its Ray
 def test_status_of_a_real_running_sweep_then_of_its_killed_driver(tmp_path: Path, slow_data: Path) -> None:
     (tmp_path / "busy.yaml").write_text("""
 epochs: 40

@@ -22,8 +22,8 @@ import optuna
 from ray import cloudpickle
 from ray.tune.search.optuna import OptunaSearch
 
-from sweeper.run.search import sampler
-from sweeper.run.searcher import SweepSearch
+from sweeper.run.search.plans import sampler
+from sweeper.run.search.searcher import SweepSearch
 from sweeper.spec.loader import load
 from sweeper.store.files import EPOCHS_FILE, TRIALS_FILE
 from sweeper.store.parquet import read_rows

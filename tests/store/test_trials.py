@@ -72,7 +72,9 @@ def test_every_state_and_stopped_by_is_covered() -> None:
 def test_what_each_outcome_means() -> None:
     assert [e for e in Ended if e.finished] == [Ended.COMPLETED, Ended.ASHA, Ended.EARLY, Ended.STOPPED,
                                                 Ended.ERROR]
-    assert [e for e in Ended if e.stopped_early] == [Ended.ASHA, Ended.EARLY, Ended.STOPPED]
+    # a trial stopped by a scheduler decision (any stopped_by, known or not) ended for good, not completed
+    stopped = {ended(TrialState.TERMINATED, b) for b in STOPPED_BY if present(b)}
+    assert stopped == {Ended.ASHA, Ended.EARLY, Ended.STOPPED} and all(e.finished for e in stopped)
     assert [e.value for e in Ended] == ["completed", "ASHA-stopped", "early-stopped", "stopped", "error",
                                         "running", "interrupted", "pending"]
     assert (Ended.ASHA.describe, Ended.EARLY.describe, Ended.STOPPED.describe, Ended.ERROR.describe) == (

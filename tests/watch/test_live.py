@@ -17,7 +17,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from sweeper.cli import app
-from sweeper.run.raylog import ray_output
+from sweeper.run.driver.raylog import ray_output
 from sweeper.spec.cost import cost
 from sweeper.spec.loader import load
 from sweeper.spec.space import Space
@@ -199,7 +199,7 @@ def test_ray_output_goes_to_the_log_file_and_comes_back(folder: SweepFolder, cap
 
 
 def test_real_sweep_feeds_the_live_view(tmp_path: Path, tiny_data: Path, ray_session, space: Space) -> None:
-    from sweeper.run.sweep import launch
+    from sweeper.run import launch
 
     console, buf = fixed(80, terminal=True)
     view = LiveView(console)
