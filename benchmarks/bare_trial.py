@@ -6,8 +6,8 @@ JOB.json (overhead.py writes it from the sweep's own YAML): {"data_dir", "data":
 "epochs", "threads", "trials": [every TrialParams key of each trial, as sweeper resolves them]}. The trials run
 one after another, as a user's script would run them.
 
-Data: sweeper.run.data.load with the same data keys, i.e. the same staged files read the same way (numpy) and
-split the same way: the very arrays the sweep trains on. Model: sweeper.run.models.build_model from
+Data: sweeper.run.training.data.load with the same data keys, i.e. the same staged files read the same way (numpy) and
+split the same way: the very arrays the sweep trains on. Model: sweeper.run.training.models.build_model from
 the same params after torch.manual_seed(seed) (the same layers and initial weights). The loop is written out
 here and honours every training key: optimizer (sgd|adam), lr, momentum, nesterov, weight_decay, batch_size,
 seed (init and shuffling), early_stopping_patience (on val_loss), max_epochs. Each epoch: train on shuffled
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from sweeper.run import data
-from sweeper.run.models import build_model
+from sweeper.run.training import data
+from sweeper.run.training.models import build_model
 from sweeper.spec.params import TrialParams
 from sweeper.spec.schema import DataSpec
 

@@ -8,9 +8,9 @@ JOB.json: {"space": the sweep's YAML, "journal": a JournalStorage file, "study",
 startup) (distinct seeds, or two workers would draw the same random points), SuccessiveHalvingPruner(min_resource
 grace, reduction_factor reduction). Worker 0 enqueues each variant first (as sweeper's TPE evaluates them first);
 the others wait until it has. Each trial draws the variant, then every axis of the YAML whose `when` holds, in
-sweeper's order (sweeper.run.searcher.SpaceSampler, the define-by-run function sweeper's TPE uses); its params are
-the YAML's (sweeper.spec.loader), its data the YAML's subset (sweeper.run.data.load), and it is trained by
-sweeper.run.trainable.train_trial, the loop sweeper's own trials run. Every epoch appends a JSON line
+sweeper's order (sweeper.run.search.searcher.SpaceSampler, the define-by-run function sweeper's TPE uses); its
+params are the YAML's (sweeper.spec.loader), its data the YAML's subset (sweeper.run.training.data.load), and it
+is trained by sweeper.run.training.loop.train_trial, the loop sweeper's own trials run. Every epoch appends a JSON line
 {"worker", "trial", "epoch", "val_accuracy", "reported_at"} to OUT.jsonl.
 """
 
@@ -26,9 +26,9 @@ import torch
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from sweeper.run import data
-from sweeper.run.searcher import SpaceSampler
-from sweeper.run.trainable import Tensors, train_trial
+from sweeper.run.search.searcher import SpaceSampler
+from sweeper.run.training import data
+from sweeper.run.training.loop import Tensors, train_trial
 from sweeper.spec import loader
 
 

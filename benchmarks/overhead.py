@@ -10,7 +10,7 @@ images, 3 epochs, batch 32, seed 0, 1 thread), two sides, each a fresh process w
            (FIFO, resources cpu 1): a local Ray started in process, data loaded once, the trial in a Ray worker,
            a checkpoint and a Parquet row per epoch.
   bare:    `python benchmarks/bare_trial.py JOB.json OUT.jsonl`: the same trial params and data keys, the same
-           arrays (sweeper.run.data.load), the same model (build_model), a plain loop (see bare_trial.py).
+           arrays (sweeper.run.training.data.load), the same model (build_model), a plain loop (see bare_trial.py).
 Measured, each side by its own files:
   command       subprocess start to exit (results on disk): what the user waits for;
   first epoch   subprocess start to the first epoch's `reported_at`;

@@ -64,7 +64,7 @@ def space_text(args: argparse.Namespace, method: str, seed: int) -> str:
 def sweeper_side(args: argparse.Namespace, method: str, seed: int, data_dir: str) -> dict[str, Any]:
     import pandas as pd
 
-    from sweeper.run.sweep import launch
+    from sweeper.run import launch
     from sweeper.spec.loader import load_text
     from sweeper.store.storage import Storage
 

@@ -1,24 +1,29 @@
 """sweeper: YAML search spaces -> Ray Tune sweeps of PyTorch trials -> Parquet -> reports.
 
+Packages, imports pointing down (import-linter keeps it so; nothing imports this root module back):
+`cli` -> {`watch`, `report`, `run`} -> `store` -> `spec` -> `errors`, with `version` at the very bottom. Each
+package's docstring names its modules and what it may import; `testing` is the test harness (a local Ray cluster),
+which the package never imports.
+
 `import sweeper` stays light: `load_model` imports torch only when called.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from sweeper.version import __version__
 
 if TYPE_CHECKING:
     import torch
 
-__version__ = "0.1.0"
+__all__ = ["__version__", "load_model"]
 
 
 def load_model(path: str | Path) -> torch.nn.Module:
     """The PyTorch model a `sweeper export` folder holds (eval mode, CPU), rebuilt from its model.json and
     model.safetensors: no pickle, no Ray. A folder that is not a valid export raises sweeper.errors.SweeperError."""
-    # Imported by name at call time: every package imports `sweeper` (for __version__), and none may depend on run.
-    export = importlib.import_module("sweeper.run.export")
-    model: torch.nn.Module = export.load_model(path)
-    return model
+    from sweeper.run.training.export import load_model as load
+
+    return load(path)

@@ -1,15 +1,22 @@
-"""Shared fixtures: a tiny synthetic Fashion-MNIST folder, the real one, and an isolated cache."""
+"""Shared fixtures: a tiny synthetic Fashion-MNIST folder, the real one, an isolated cache, the one in-process Ray;
+and the test tiers: a test is end-to-end (marker `e2e`, left out by `scripts/test --fast`) when it needs a Ray
+(the shared `ray_session`, or a driver subprocess of its own) or says so with `@pytest.mark.e2e`."""
 
 from __future__ import annotations
 
 import gzip
 import os
+import signal
 import struct
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+
+from tests.drivers import session_pids
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("SWEEPER_CACHE_DIR", tempfile.mkdtemp(prefix="sweeper-test-cache-"))
@@ -50,6 +57,16 @@ def real_data() -> Path:
     return path
 
 
+E2E_FIXTURES = {"ray_session", "drivers"}  # a Ray in this process, or driver subprocesses (each starts its own)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark end-to-end every test that uses (directly or through its fixtures) a Ray or a driver subprocess."""
+    for item in items:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """One local Ray for the in-process CLI tests (launch reuses an initialised Ray)."""
@@ -70,3 +87,15 @@ def drivers():
     for d in started:
         d.kill_group()
         d.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def reaped(drivers: list[Any]) -> Iterator[list[Any]]:
+    """`drivers`, and at the end every process left in their sessions is killed by pid."""
+    yield drivers
+    for d in drivers:
+        for pid in session_pids(d.proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -7,7 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,3 +38,46 @@ class Driver:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+DEADLINE_S = 300  # for any one event (a row appearing) on a machine shared with other test runs
+
+
+def session_pids(sid: int) -> list[int]:
+    """Processes in the session a driver started: its Ray (gcs, raylet, and the workers, which have process
+    groups of their own), so a test can find a trial's worker, and clean up by pid."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2:].split()[3]) == sid:
+            pids.append(int(entry))
+    return pids
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def wait_until(what: str, ready: Callable[[], Any], driver: Driver, timeout: float = DEADLINE_S) -> Any:
+    """Poll `ready()` until it returns something truthy; fail early if the driver ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if driver.proc.poll() is not None:
+            out = driver.proc.stdout.read() if driver.proc.stdout else ""
+            raise AssertionError(f"driver ended (code {driver.proc.returncode}) before {what}:\n{out}")
+        try:
+            value = ready()
+        except (OSError, ValueError, pa.ArrowException):  # a file not (completely) written yet
+            value = None
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout}s: {what}")

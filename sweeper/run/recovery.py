@@ -1,13 +1,18 @@
-"""The search algorithm a random or TPE sweep runs under: Ray Tune's SearchGenerator around the sweep's searcher,
-made on restore to agree with the trials Ray restored.
+"""Every rule that makes a resumed sweep agree with the files on disk, in the order a resume applies them.
 
-Ray saves its experiment state (the trials), the generator's state (its trial count, the concurrency limiter's
-live trials) and the searcher's state (SweepSearch: its budget, Optuna's study) as separate files, and uploads
-them to the sweep's folder in the background. A driver killed during an upload leaves some newer than the others:
-a trial count that includes a trial Ray never saved (the sweep would end one trial short), a concurrency slot held
-for it forever, or a searcher that never handed out a trial Ray will run. After Ray restores them, the limiter and
-the searcher are told which unfinished trials Ray restored (its newest experiment state, as Ray picked it), and
-the trial count is set to the searcher's budget spent.
+A driver killed at any moment leaves Ray's saved experiment (its experiment state, the generator's and the
+searcher's states, the trials' checkpoints, each uploaded separately and in the background) a little behind, or
+ahead, of trials.parquet and epochs.parquet, which the recorder writes as results arrive. Before Ray restores:
+- `reconcile`: a trial that ended in trials.parquet is marked ended in Ray's experiment state; an unfinished trial
+  the state does not hold is dropped (its rows and Ray's folder), so the searcher plans it again;
+- `backfill`: epochs Ray logged in a trial's result.json that never reached epochs.parquet are added;
+- `repair_checkpoints`: a checkpoint the experiment state names but Ray deleted is put back from the next one.
+While Ray restores (`SweepGenerator`, the search algorithm every random or TPE sweep runs under):
+- `adopt_recorded`: the searcher learns the trials that ended in trials.parquet after its last snapshot;
+- `agree`: the searcher and the concurrency limiter agree with the unfinished trials Ray restored: a trial Ray
+  lost goes back to the budget (a replicate's seed to its configuration), a trial the searcher never handed
+  out counts and is learnt when it ends, and the generator's trial count is the budget spent.
+`restore_tuner` runs the whole sequence and hands back the Tuner; `prepare_resume` is the part before Ray starts.
 """
 
 from __future__ import annotations
@@ -15,14 +20,28 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import posixpath
 from typing import Any
 
 from ray.tune.search import SearchAlgorithm, Searcher, SearchGenerator
 
-from sweeper.run.searcher import SweepLimiter, searcher_of
+from sweeper.errors import SweeperError
+from sweeper.run.driver.recorder import ParquetRecorder
+from sweeper.run.driver.tuner import trainable
+from sweeper.run.search.searcher import SweepLimiter, SweepSearch, searcher_of
+from sweeper.run.training.data import Splits
+from sweeper.spec.space import Space
+from sweeper.store.files import TRIALS_FILE
+from sweeper.store.parquet import read_rows
+from sweeper.store.schema import PARAM_PREFIX
+from sweeper.store.state import sessions
+from sweeper.store.storage import SweepFolder
+from sweeper.store.trials import Errored, ended_of
+from sweeper.store.writer import ResultsWriter
 
 STATE_FILES = "experiment_state-*.json"  # Ray's experiment state, one per session; the newest name is the latest
 ENDED = ("TERMINATED", "ERROR")  # the statuses of a trial Ray will not run again
+CHECKPOINT_PREFIX = "checkpoint_"  # Ray's checkpoint folders in a trial's folder: checkpoint_000000, ...
 
 
 def newest_state(names: list[str]) -> str | None:
@@ -32,10 +51,135 @@ def newest_state(names: list[str]) -> str | None:
 
 
 def restored_unfinished(saved: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The trials an experiment state holds that Ray will run on: id -> config. (Before a resume, extend.py's
-    reconcile marks ended there every trial that ended in trials.parquet.)"""
+    """The trials an experiment state holds that Ray will run on: id -> config. (`reconcile` has marked ended
+    there every trial that ended in trials.parquet.)"""
     trials = (json.loads(entry[0]) for entry in saved.get("trial_data", []))
     return {t["trial_id"]: t.get("config") or {} for t in trials if t.get("status") not in ENDED}
+
+
+def reconcile(folder: SweepFolder, runs: SweepFolder) -> tuple[list[str], list[str]]:
+    """Make Ray's saved experiment state (its last snapshot, which a killed driver may have taken a little before
+    trials.parquet's last write) agree with trials.parquet.
+
+    A trial that ended in trials.parquet but is unfinished in the snapshot is marked TERMINATED there (ERROR if it
+    failed, so `resume --errored` still decides on it), so Ray does not run it further (an ASHA-stopped trial
+    would otherwise go on from its checkpoint). An unfinished trial the snapshot does not hold (started after it)
+    is dropped, its epochs and Ray's folder with it: the searcher suggests a new one under a new id (grid search:
+    Ray's generator plans it again). Trials that ended stay; a random or TPE searcher adopts those it missed
+    (`adopt_recorded`). Returns (the trials marked ended, the trials dropped)."""
+    newest = newest_state(runs.list())  # as Ray picks it
+    if newest is None:  # no experiment state: Tuner.restore says so in its own words
+        return [], []
+    saved = json.loads(runs.read_bytes(newest) or b"{}")
+    writer = ResultsWriter(folder)
+    known, ended = set(), []
+    for entry in saved.get("trial_data", []):
+        trial = json.loads(entry[0])
+        known.add(trial["trial_id"])
+        row = writer.trials.get(trial["trial_id"])
+        if row is not None and ended_of(row).finished and trial.get("status") not in ENDED:
+            trial["status"] = "ERROR" if row.get("state") == "ERROR" else "TERMINATED"  # --errored decides on it
+            entry[0] = json.dumps(trial, indent=2)
+            ended.append(trial["trial_id"])
+    if ended:
+        runs.write_bytes(newest, json.dumps(saved).encode())
+    lost = {i for i, row in writer.trials.items() if i not in known and not ended_of(row).finished}
+    if lost:
+        writer.drop(lost)
+        writer.flush()
+        fs, base = runs.fs_path()
+        for entry_name in runs.list(folders_only=True):
+            if any(f"_{i}_" in entry_name for i in lost):
+                fs.delete_dir(posixpath.join(base, entry_name))
+    return sorted(ended), sorted(lost)
+
+
+def backfill(folder: SweepFolder, runs: SweepFolder, run_state: dict[str, Any]) -> int:
+    """Epochs a killed driver reported but had not yet written: Ray's per-trial result.json has them. They are
+    filed under the last session (the one that was killed). Returns how many epochs were added."""
+    writer = ResultsWriter(folder, session=len(sessions(run_state)))  # the session about to start
+    before = len(writer.epochs)
+    for entry in runs.list(folders_only=True):  # one per trial
+        text = runs.read_bytes(f"{entry}/result.json")
+        for line in (text or b"").decode(errors="replace").splitlines():
+            try:
+                result = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by the kill
+            if "epoch" in result and "trial_id" in result:
+                writer.backfill(result["trial_id"], result)
+    writer.flush()
+    return len(writer.epochs) - before
+
+
+def repair_checkpoints(folder: SweepFolder) -> list[str]:
+    """Put back the checkpoint that Ray's saved experiment state names, where a killed driver left it deleted.
+
+    Ray keeps one checkpoint per trial (num_to_keep=1): it deletes the previous one the moment the next is
+    registered, and writes the experiment state that names the new one only afterwards (at the end of that
+    step, uploaded in the background). A driver killed in between leaves a state naming a deleted checkpoint,
+    and resuming would fail that trial ("Could not recover from checkpoint as it does not exist on storage
+    anymore"). The checkpoint Ray registered next is still there, complete (a trial's checkpoint is registered
+    only once uploaded): it is copied under the missing name, so the trial goes on from that later epoch (the
+    checkpoint holds its own epoch count). Returns the checkpoints put back, as `trial folder/checkpoint`."""
+    import pyarrow.fs as pafs
+    from ray.tune import ExperimentAnalysis
+
+    fs, base = folder.fs_path()
+    try:
+        trials = ExperimentAnalysis(base, storage_filesystem=fs).trials
+    except Exception:  # noqa: BLE001 - no readable experiment state: Tuner.restore says so in its own words
+        return []
+    repaired = []
+    for trial in trials:
+        checkpoint = trial.checkpoint
+        if checkpoint is None or fs.get_file_info(checkpoint.path).type == pafs.FileType.Directory:
+            continue
+        trial_dir, missing = posixpath.split(checkpoint.path.rstrip("/"))
+        if not missing.startswith(CHECKPOINT_PREFIX):
+            continue
+        later = sorted(e.base_name for e in fs.get_file_info(pafs.FileSelector(trial_dir, allow_not_found=True))
+                       if e.type == pafs.FileType.Directory and e.base_name.startswith(CHECKPOINT_PREFIX)
+                       and e.base_name > missing)
+        if later:  # the one registered next (any later ones were never registered: maybe cut short)
+            fs.create_dir(checkpoint.path, recursive=True)  # local filesystems copy into existing folders only
+            pafs.copy_files(posixpath.join(trial_dir, later[0]), checkpoint.path, source_filesystem=fs,
+                            destination_filesystem=fs)
+            repaired.append(f"{posixpath.basename(trial_dir)}/{missing}")
+    return repaired
+
+
+def adopt_recorded(search: SweepSearch) -> list[str]:
+    """Teach `search` the trials that ended in trials.parquet after Ray's last snapshot of it (a killed driver
+    records trials after it): one it still waits for is told its value; one it never handed out joins its
+    configuration's replicates if they await it, else is added to its history, and counts towards the budget.
+    Returns the ids of the latter."""
+    rows = read_rows(search.folder, TRIALS_FILE)
+    search.taken = {r["trial_id"] for r in rows}
+    finished = [r for r in rows if ended_of(r).finished]
+    for row in finished:
+        search.tell_recorded(row)
+    known = search.known()
+    lost = [r for r in finished if r["trial_id"] not in known]
+    search.add_lost([r for r in lost if not search.join_replicates(r)], len(lost))
+    return [r["trial_id"] for r in lost]
+
+
+def agree(search: SweepSearch, live: dict[str, dict[str, Any]]) -> None:
+    """Make the budget agree with the unfinished trials Ray restored (`live`: id -> config). A trial still waited
+    for that Ray lost (not live; those that ended in trials.parquet were adopted) is given back to the budget, a
+    replicate's seed to its configuration; a live trial never handed out counts towards the budget, joins its
+    configuration's replicates if it is one of them, and is learnt when it ends."""
+    lost = sorted(search.waiting() - set(live))
+    if lost:
+        recorded = {r["trial_id"]: r.get(PARAM_PREFIX + "seed") for r in read_rows(search.folder, TRIALS_FILE)}
+        seeds = recorded | {i: config.get("seed") for i, config in live.items()}
+        for trial_id in lost:
+            search.give_back(trial_id, seeds)
+    known = search.known()
+    for trial_id, config in live.items():
+        if trial_id not in known:
+            search.take(trial_id, config)
 
 
 class SweepGenerator(SearchGenerator):
@@ -44,14 +188,17 @@ class SweepGenerator(SearchGenerator):
     def restore_from_dir(self, dirpath: str) -> None:
         super().restore_from_dir(dirpath)
         inner = searcher_of(self.searcher)
+        if inner is None:
+            return
+        adopt_recorded(inner)
         name = newest_state(os.listdir(dirpath))
-        if inner is None or name is None:
+        if name is None:
             return
         with open(os.path.join(dirpath, name)) as f:
             live = restored_unfinished(json.load(f))
         if isinstance(self.searcher, SweepLimiter):
             self.searcher.agree_with(live)
-        inner.agree_with(live)
+        agree(inner, live)
         self._counter = inner.spent
         self._finished = False  # the searcher says FINISHED again if its budget is spent
 
@@ -59,3 +206,35 @@ class SweepGenerator(SearchGenerator):
 def generator(search_alg: Searcher | SearchAlgorithm) -> SearchAlgorithm:
     """A searcher under a SweepGenerator; a search algorithm (a generator already) as it is."""
     return SweepGenerator(search_alg) if isinstance(search_alg, Searcher) else search_alg
+
+
+def prepare_resume(folder: SweepFolder, runs: SweepFolder, run_state: dict[str, Any]) -> None:
+    """What a resume does to the files before Ray starts: `reconcile`, then `backfill`."""
+    reconcile(folder, runs)
+    backfill(folder, runs, run_state)
+
+
+def restore_tuner(runs: SweepFolder, space: Space, splits: Splits, errored: Errored,
+                  recorder: ParquetRecorder) -> Any:
+    """The Tuner of an interrupted sweep, from Ray's experiment state in `runs`, recording into `recorder`.
+
+    Ray brings the run config back from its pickle, callbacks included; the recorder found there is replaced
+    by this process's, which knows where to report progress."""
+    from ray import tune
+
+    repair_checkpoints(runs)
+    tuner = tune.Tuner.restore(
+        runs.location, trainable=trainable(space, splits), resume_unfinished=True,
+        resume_errored=errored == Errored.RESUME, restart_errored=errored == Errored.RESTART,
+    )
+    internal = tuner._local_tuner  # Ray has no public way to re-specify callbacks on restore
+    if internal is None:  # pragma: no cover - only with Ray Client, which restores on the server
+        raise SweeperError("resuming a sweep through Ray Client (ray://) is not supported; use --address HOST:PORT")
+    run_config = internal.get_run_config()
+    run_config.callbacks = [c for c in run_config.callbacks or [] if not isinstance(c, ParquetRecorder)] + [recorder]
+    searcher = searcher_of(internal._tune_config.search_alg)
+    if searcher is not None:  # it reads trials.parquet where this process finds it
+        searcher.folder = recorder.folder
+        # a sweep launched before SweepGenerator: Ray would wrap its searcher in a plain SearchGenerator
+        internal._tune_config.search_alg = generator(internal._tune_config.search_alg)  # type: ignore[arg-type]
+    return tuner

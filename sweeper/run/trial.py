@@ -1,7 +1,7 @@
 """What Ray Tune runs for one trial, in a module that imports neither torch nor Ray at the top.
 
 The driver names `ray_trainable` to Ray (tune.with_parameters pickles it by reference), so importing this module
-must stay cheap: the driver of a sweep never imports torch. The trial's worker process imports run/trainable.py
+must stay cheap: the driver of a sweep never imports torch. The trial's worker process imports run/training
 (torch) when the function first runs there.
 """
 
@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sweeper.run.data import Splits
+from sweeper.run.training.data import Splits
+from sweeper.spec.cost import threads
 from sweeper.spec.space import Space
 
 
@@ -22,9 +23,9 @@ def ray_trainable(config: dict[str, Any], *, splits: Splits, space: Space, epoch
     import torch
     from ray import tune
 
-    from sweeper.run.trainable import Tensors, _trial_threads, train_trial
+    from sweeper.run.training.loop import Tensors, train_trial
 
-    torch.set_num_threads(_trial_threads(cpus))
+    torch.set_num_threads(threads(cpus))  # the cost model's rule: calibration times the same
     p = space.trial_params(config)
     use_gpu = bool(ray.get_gpu_ids()) and torch.cuda.is_available()
     device = torch.device("cuda" if use_gpu else "cpu")

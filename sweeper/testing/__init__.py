@@ -1,2 +1,4 @@
-"""testing: harnesses for tests and benchmarks (a real multi-node Ray on one machine); never imported by the
-package itself."""
+"""testing: harnesses for tests and benchmarks; never imported by the package itself (import-linter keeps it so).
+
+- `cluster`: a real multi-node Ray cluster on one machine (a head and worker nodes, each with its own resources).
+"""

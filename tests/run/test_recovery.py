@@ -1,89 +1,54 @@
-"""Recovery, with real failures: a killed driver's unwritten epochs backfilled from Ray's result.json on resume
-(local and S3 storage), SIGTERM as a clean stop, a trial whose worker process is killed retried from its last
-epoch checkpoint (--max-failures), and a trial's torch thread count following its CPUs.
-
-Sweeps run in real `python -m sweeper` driver subprocesses (each with its own local Ray, so the test can kill
-it); the thread-count trial runs on the in-process Ray of the `ray_session` fixture.
-"""
+"""Every rule of run/recovery.py that makes a resumed sweep agree with the files on disk: reconcile (rows Ray
+never saw), backfill (epochs Ray logged but Parquet lost, with a real kill -9 on local and S3 storage),
+repair_checkpoints (a checkpoint Ray deleted), and the searcher's adoption of and agreement with what Ray restored
+(real Optuna, real Parquet)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from ray.tune.search import Searcher
 
-from sweeper.spec.loader import load_text
-from tests.drivers import Driver
+from sweeper.run import launch
+from sweeper.run.recovery import adopt_recorded, agree, reconcile, repair_checkpoints
+from sweeper.run.search.plans import sampler
+from sweeper.run.search.searcher import SweepSearch
+from sweeper.spec.loader import load, load_text
+from sweeper.store.files import TRIALS_FILE
+from sweeper.store.parquet import read_rows, write_rows
+from sweeper.store.schema import TRIAL_SCHEMA
+from sweeper.store.storage import Storage
+from tests.drivers import Driver, wait_until
+from tests.run.searching import TPE, folder_with, row, tpe_space
 from tests.s3 import S3, s3_fixture, s3_server_fixture  # noqa: F401 - the s3 fixtures
 
-DEADLINE_S = 300  # for any one event (a row appearing) on a machine shared with other test runs
 
+def test_reconcile_drops_unfinished_rows_ray_never_saw(tpe_sweep: Path, tmp_path: Path) -> None:
+    import shutil
 
-def session_pids(sid: int) -> list[int]:
-    """Processes in the session a driver started: its Ray (gcs, raylet, and the workers, which have process
-    groups of their own), so a test can find a trial's worker, and clean up by pid."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        if int(stat[stat.rindex(")") + 2:].split()[3]) == sid:
-            pids.append(int(entry))
-    return pids
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
-
-
-@pytest.fixture
-def reaped(drivers: list[Driver]) -> Iterator[list[Driver]]:
-    """`drivers`, and at the end every process left in their sessions is killed by pid."""
-    yield drivers
-    for d in drivers:
-        for pid in session_pids(d.proc.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-def wait_until(what: str, ready: Callable[[], Any], driver: Driver, timeout: float = DEADLINE_S) -> Any:
-    """Poll `ready()` until it returns something truthy; fail early if the driver ended first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if driver.proc.poll() is not None:
-            out = driver.proc.stdout.read() if driver.proc.stdout else ""
-            raise AssertionError(f"driver ended (code {driver.proc.returncode}) before {what}:\n{out}")
-        try:
-            value = ready()
-        except (OSError, ValueError, pa.ArrowException):  # a file not (completely) written yet
-            value = None
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout}s: {what}")
-
-
-def kill_driver(driver: Driver) -> None:
-    driver.proc.send_signal(signal.SIGKILL)
-    driver.proc.wait(timeout=30)
-    driver.kill_group()
+    copy = tmp_path / "runs" / "tpe"
+    shutil.copytree(tpe_sweep, copy)
+    folder = Storage.parse(str(tmp_path / "runs")).folder("tpe")
+    rows = read_rows(folder, TRIALS_FILE)
+    ghost = {"trial_id": "deadbeef", "state": "RUNNING", "epochs": 1, "variant": "lin"}
+    write_rows(folder, TRIALS_FILE, [*rows, ghost], TRIAL_SCHEMA)
+    (copy / "ray_trainable_deadbeef_7_x").mkdir()
+    (copy / "ray_trainable_deadbeef_7_x" / "result.json").write_text(json.dumps({"trial_id": "deadbeef"}))
+    assert reconcile(folder, folder) == ([], ["deadbeef"])
+    after = pd.read_parquet(copy / "trials.parquet")
+    assert "deadbeef" not in set(after.trial_id) and len(after) == 6
+    assert not (copy / "ray_trainable_deadbeef_7_x").exists()
 
 
 @dataclass
@@ -158,6 +123,12 @@ class Sweep:
                 if "epoch" in result:
                     found.setdefault(result["trial_id"], []).append(int(result["epoch"]))
         return found
+
+
+def kill_driver(driver: Driver) -> None:
+    driver.proc.send_signal(signal.SIGKILL)
+    driver.proc.wait(timeout=30)
+    driver.kill_group()
 
 
 BACKFILL = """
@@ -243,141 +214,128 @@ def test_resume_backfills_epochs_ray_logged_but_parquet_lost(
     assert [s["outcome"] for s in json.loads(sweep.read("sweep.json") or b"{}")["sessions"]] == [None, "finished"]
 
 
-INTERRUPT = """
-name: term
-epochs: 4
-scheduler: {type: fifo}
-max_concurrent: 1
-data: {train_subset: 3000, val_subset: 200, test_subset: 200}
-parameters: {model: mlp, hidden: [16], batch_size: 8, lr: {grid: [0.1, 0.05, 0.02]}}
-"""
-
-
-def test_sigterm_stops_the_sweep_cleanly_with_code_130(tmp_path: Path, real_data: Path, reaped: list[Driver]) -> None:
-    space = tmp_path / "term.yaml"
-    space.write_text(INTERRUPT)
-    runs, folder = tmp_path / "runs", tmp_path / "runs" / "term"
-    driver = Driver("launch", str(space), "--storage", str(runs), "--data-dir", str(real_data), "--quiet")
-    reaped.append(driver)
-    wait_until("the first epoch is in Parquet", lambda: pq.read_table(folder / "epochs.parquet").num_rows, driver)
-    driver.proc.send_signal(signal.SIGTERM)
-    code, out = driver.wait(timeout=300)
-
-    assert code == 130, out
-    assert f"Resume with: sweeper resume term --storage {runs}" in out
-    assert "Traceback" not in out
-    sweep = json.loads((folder / "sweep.json").read_text())
-    assert sweep["state"] == "interrupted" and sweep["sessions"][-1]["outcome"] == "interrupted"
-    assert not (folder / ".lock").exists()
-    trials = pq.read_table(folder / "trials.parquet").to_pylist()
-    epochs = pq.read_table(folder / "epochs.parquet").to_pylist()
-    assert epochs and {e["trial_id"] for e in epochs} <= {t["trial_id"] for t in trials}
-    assert "INTERRUPTED" in {t["state"] for t in trials}
-    assert not any(t["state"] == "RUNNING" for t in trials)
-    assert len({(e["trial_id"], e["epoch"]) for e in epochs}) == len(epochs)
-
-
-RETRY = """
-name: retry
-epochs: 5
-scheduler: {type: fifo}
-data: {train_subset: 12000, val_subset: 200, test_subset: 200}
-parameters: {model: mlp, hidden: [16], batch_size: 8}
-"""
-
-
-def test_max_failures_retries_a_killed_trial_from_its_last_checkpoint(
-    tmp_path: Path, real_data: Path, reaped: list[Driver]
+def test_a_checkpoint_the_saved_state_names_but_ray_deleted_is_put_back(
+    tmp_path: Path, tiny_data: Path, ray_session
 ) -> None:
-    """The trial's worker process (the Ray actor running it) is SIGKILLed during epoch 3: a real failure, the
-    kind a node's OOM killer causes. With --max-failures 1 Ray retries the trial from its epoch-2 checkpoint."""
-    space = tmp_path / "retry.yaml"
-    space.write_text(RETRY)
-    runs, folder = tmp_path / "runs", tmp_path / "runs" / "retry"
-    driver = Driver("launch", str(space), "--storage", str(runs), "--data-dir", str(real_data), "--max-failures",
-                    "1", "--quiet")
-    reaped.append(driver)
+    """Ray deletes a trial's previous checkpoint as soon as it registers the next, and only then writes the
+    experiment state naming the new one: a kill in between leaves a state naming a deleted checkpoint."""
+    (tmp_path / "ck.yaml").write_text("epochs: 2\nscheduler: {type: fifo}\nparameters: {model: logreg}\n")
+    storage = Storage.parse(str(tmp_path / "runs"))
+    outcome = launch(load(tmp_path / "ck.yaml"), storage, data_dir=str(tiny_data), echo=None)
+    assert outcome.trials == 1 and outcome.errors == 0
+    folder = storage.folder("ck")
+    (trial_dir,) = [p for p in folder.path.iterdir() if p.is_dir()]
+    assert sorted(p.name for p in trial_dir.glob("checkpoint_*")) == ["checkpoint_000001"]  # the one it names
+    assert repair_checkpoints(folder) == []  # nothing missing, nothing done
 
-    def worker_after_epoch_2() -> int | None:
-        if 2 not in pq.read_table(folder / "epochs.parquet")["epoch"].to_pylist():
-            return None
-        if list(folder.glob("ray_trainable_*/checkpoint_000000")):
-            return None  # epoch 2's checkpoint is registered once Ray has deleted epoch 1's (num_to_keep=1)
-        workers = [p for p in session_pids(driver.proc.pid) if cmdline(p).startswith("ray::ImplicitFunc")]
-        assert len(workers) <= 1, workers  # one trial, one worker
-        return workers[0] if workers else None
+    named = trial_dir / "checkpoint_000001"
+    weights = (named / "state.pt").read_bytes()
+    named.rename(trial_dir / "checkpoint_000002")  # registered next; the named one deleted ...
+    shutil.copytree(trial_dir / "checkpoint_000002", trial_dir / "checkpoint_000003")
+    (trial_dir / "checkpoint_000003" / "state.pt").write_bytes(b"cut short")  # ... and one never registered
 
-    worker = wait_until("epoch 2 reported, and the trial's worker found", worker_after_epoch_2, driver)
-    os.kill(worker, signal.SIGKILL)
-    at_kill = pq.read_table(folder / "epochs.parquet")["epoch"].to_pylist()
-    assert max(at_kill) == 2, f"the kill came after epoch 3 was reported: {at_kill}"
-
-    code, out = driver.wait(timeout=600)
-    assert code == 0, out  # the retry finished the trial: nothing failed in the end
-    trials = pq.read_table(folder / "trials.parquet").to_pylist()
-    epochs = pq.read_table(folder / "epochs.parquet").to_pylist()
-    assert len(trials) == 1, trials
-    trial = trials[0]
-    assert trial["state"] == "TERMINATED" and trial["epochs"] == 5 and trial["error"] is None, trial
-    assert trial["restored_from"] == 2  # continued from the epoch-2 checkpoint, not from scratch
-    assert sorted(e["epoch"] for e in epochs) == [1, 2, 3, 4, 5]  # every epoch once
-    assert {e["session"] for e in epochs} == {0}  # all in the launch's session: a retry is no resume
-    assert json.loads((folder / "sweep.json").read_text())["state"] == "finished"
+    assert repair_checkpoints(folder) == [f"{trial_dir.name}/checkpoint_000001"]
+    assert (named / "state.pt").read_bytes() == weights  # from the next registered one, not the cut one
+    assert sorted(p.name for p in trial_dir.glob("checkpoint_*")) == [
+        "checkpoint_000001", "checkpoint_000002", "checkpoint_000003"]
+    assert repair_checkpoints(folder) == []
 
 
-# -- torch threads ------------------------------------------------------------------------------------------------
+def test_restore_adopts_ended_trials_the_snapshot_missed(tmp_path: Path) -> None:
+    space = tpe_space(4)
+    folder = folder_with(tmp_path, [])
+    first = SweepSearch(space, sampler(space), 4, folder)
+    configs = {i: first.suggest(i) for i in ("t1", "t2")}
+    first.on_trial_complete("t1", {"val_accuracy": 0.6, "training_iteration": 2})
+    first.save_to_dir(str(tmp_path), "snap")  # what Ray saved before the kill
+    lost = first.suggest("t3")  # suggested, run and recorded after the snapshot
+    folder_with(tmp_path, [row(space, "t1", configs["t1"], value=0.6), row(space, "t2", configs["t2"], "RUNNING"),
+                           row(space, "t3", lost, value=0.7)])
 
-def test_thread_setup_rounds_a_trials_cpus_up() -> None:
-    import torch
+    restored = SweepSearch(space, sampler(space), 4, Storage.parse(str(tmp_path)).folder("s"))  # as in tuner.pkl
+    restored.restore_from_dir(str(tmp_path))
+    adopt_recorded(restored)  # as run/recovery.py's SweepGenerator does once Ray restored it
+    adopted = [t for t in restored.study.trials if t.user_attrs.get("trial_ids") == ["t3"]]
+    assert len(adopted) == 1 and adopted[0].value == 0.7
+    assert adopted[0].params == lost
+    assert restored.spent == 3 and restored.suggest("t3") is None  # a recorded id is never handed out again
+    fourth = restored.suggest("t4")
+    assert isinstance(fourth, dict) and fourth["lr"] != lost["lr"]  # not the lost trial's draw over again
+    assert restored.suggest("t5") == Searcher.FINISHED  # t1, t2, t3, t4: the budget
+    restored.on_trial_complete("t2", {"val_accuracy": 0.4, "training_iteration": 2})
+    values = sorted(t.value for t in restored.study.trials if t.value is not None)
+    assert values == [0.4, 0.6, 0.7]
 
-    from sweeper.run.trainable import _trial_threads
 
-    assert [_trial_threads(c) for c in (0.25, 0.5, 1, 1.5, 2, 3)] == [1, 1, 1, 2, 2, 3]
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(_trial_threads(1.5))
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
+def test_restore_gives_back_a_trial_ray_lost_and_learns_one_it_never_handed_out(tmp_path: Path) -> None:
+    """Ray's experiment state and the searcher's state are separate uploads: a kill between them leaves t3 handed
+    out by the searcher but unknown to Ray (lost: its budget comes back, Optuna marks it FAIL), and t9 restored by
+    Ray but never handed out by this searcher (counted, and learnt when it ends)."""
+    space = tpe_space(4)
+    folder = folder_with(tmp_path, [])
+    first = SweepSearch(space, sampler(space), 4, folder)
+    configs = {i: first.suggest(i) for i in ("t1", "t2", "t3")}
+    first.save_to_dir(str(tmp_path), "snap")
+    folder_with(tmp_path, [row(space, "t1", configs["t1"], value=0.6), row(space, "t2", configs["t2"], "RUNNING")])
+    stray = {"variant": "lin", "optimizer": "adam", "lr": 0.01}
+
+    restored = SweepSearch(space, sampler(space), 4, Storage.parse(str(tmp_path)).folder("s"))
+    restored.restore_from_dir(str(tmp_path))
+    adopt_recorded(restored)  # as run/recovery.py's SweepGenerator does once Ray restored it
+    agree(restored, {"t2": configs["t2"], "t9": stray})
+    assert restored.spent == 3  # t1, t2, t9
+    failed = [t for t in restored.study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert [t.params for t in failed] == [configs["t3"]]
+    assert isinstance(restored.suggest("t4"), dict)
+    assert restored.suggest("t5") == Searcher.FINISHED  # t1, t2, t9, t4: the budget
+    restored.on_trial_complete("t9", {"val_accuracy": 0.8, "training_iteration": 2})
+    restored.on_trial_complete("t2", {"val_accuracy": 0.4, "training_iteration": 2})
+    done = {t.value: t.params for t in restored.study.trials if t.state == optuna.trial.TrialState.COMPLETE}
+    assert done == {0.6: configs["t1"], 0.4: configs["t2"], 0.8: stray}
 
 
-@pytest.mark.parametrize(("cpu", "threads"), [(1, 1), (1.5, 2), (2, 2)])
-def test_a_real_trial_trains_with_its_cpus_rounded_up_as_torch_threads(
-    cpu: float, threads: int, tmp_path: Path, real_data: Path, ray_session: Any
-) -> None:
-    """sweeper's trainable (ray_trainable, unchanged) runs as a Ray Tune trial holding `cpu` CPUs; afterwards
-    the trial's process reports the torch thread count it trained with. 1.5 CPUs: Ray alone would give one
-    OpenMP thread (it floors), sweeper's setup gives two."""
-    from ray import tune
+def test_a_stray_that_ended_after_the_snapshot_is_learnt_on_the_next_restore(tmp_path: Path) -> None:
+    """t9, restored by Ray but never handed out by the searcher, is running at the next snapshot; it ends (in
+    trials.parquet) before a second kill. The next restore learns it from its row, once, without a new spend."""
+    space = tpe_space(4)
+    first = SweepSearch(space, sampler(space), 4, folder_with(tmp_path, []))
+    t1 = first.suggest("t1")
+    first.save_to_dir(str(tmp_path), "a")
+    stray = {"variant": "lin", "optimizer": "adam", "lr": 0.01}
+    second = SweepSearch(space, sampler(space), 4, Storage.parse(str(tmp_path)).folder("s"))
+    second.restore_from_dir(str(tmp_path))
+    adopt_recorded(second)  # as run/recovery.py's SweepGenerator does once Ray restored it
+    agree(second, {"t1": t1, "t9": stray})
+    second.save_to_dir(str(tmp_path), "b")  # the newer snapshot, with t9 still running
+    folder_with(tmp_path, [row(space, "t1", t1, "RUNNING"), row(space, "t9", stray, value=0.8)])
 
-    from sweeper.run import data
-    from sweeper.run.remote import ray_trainable
-    from sweeper.run.tuner import param_space
+    third = SweepSearch(space, sampler(space), 4, Storage.parse(str(tmp_path)).folder("s"))
+    third.restore_from_dir(str(tmp_path))
+    adopt_recorded(third)  # as run/recovery.py's SweepGenerator does once Ray restored it
+    agree(third, {"t1": t1})
+    assert third.spent == 2 and not third.strays  # t1, t9
+    learnt = [t for t in third.study.trials if t.user_attrs.get("trial_ids") == ["t9"]]
+    assert len(learnt) == 1 and learnt[0].value == 0.8 and learnt[0].params == stray
 
-    space = load_text(
-        "epochs: 1\nscheduler: {type: fifo}\ndata: {train_subset: 300, val_subset: 100, test_subset: 100}\n"
-        f"resources: {{cpu: {cpu}}}\nparameters: {{model: mlp, hidden: [16]}}\n", tmp_path / "threads.yaml")
-    splits = data.load(real_data, space.spec.data)
 
-    def observed(config: dict[str, Any], **kwargs: Any) -> None:
-        import os
+def test_restore_gives_a_lost_replicates_seed_back_to_its_configuration(tmp_path: Path) -> None:
+    """The configuration's first replicate t0 (the one Optuna's trial is filed under) was lost; t1 ended and t2 is
+    restored. Seed 0 is handed out again for the same configuration, and Optuna is told the three seeds' mean."""
+    space = load_text(TPE.replace("NUM", "2") + "repeats: 3\n", Path("rep.yaml"))
+    first = SweepSearch(space, sampler(space), space.num_trials, folder_with(tmp_path, []))
+    configs = {f"t{i}": first.suggest(f"t{i}") for i in range(3)}
+    first.save_to_dir(str(tmp_path), "snap")
+    folder_with(tmp_path, [row(space, "t1", configs["t1"], value=0.5), row(space, "t2", configs["t2"], "RUNNING")])
 
-        import torch
-
-        ray_trainable(config, **kwargs)  # trains and reports its epoch as in any sweep
-        tune.report({"torch_threads": torch.get_num_threads(), "omp": os.environ.get("OMP_NUM_THREADS")})
-
-    tuner = tune.Tuner(
-        tune.with_resources(tune.with_parameters(observed, splits=splits, space=space, epochs=space.spec.epochs,
-                                                 cpus=space.spec.resources.cpu), {"cpu": cpu}),
-        param_space=param_space(space),
-        tune_config=tune.TuneConfig(reuse_actors=False),
-        run_config=tune.RunConfig(name="threads", storage_path=str(tmp_path / "runs"), verbose=0),
-    )
-    result = tuner.fit()[0]
-    assert result.error is None, result.error
-    history = result.metrics_dataframe
-    assert history["epoch"].dropna().tolist() == [1.0]  # it really trained an epoch
-    assert result.metrics["torch_threads"] == threads
-    ray_default = os.environ.get("OMP_NUM_THREADS") or str(max(1, int(cpu)))  # Ray's own: the floor, if unset
-    assert result.metrics["omp"] == ray_default
+    restored = SweepSearch(space, sampler(space), space.num_trials, Storage.parse(str(tmp_path)).folder("s"))
+    restored.restore_from_dir(str(tmp_path))
+    adopt_recorded(restored)  # as run/recovery.py's SweepGenerator does once Ray restored it
+    agree(restored, {"t2": configs["t2"]})
+    assert restored.spent == 2
+    again = restored.suggest("t3")
+    assert again == configs["t0"] and again["seed"] == 0
+    restored.on_trial_complete("t2", {"val_accuracy": 0.7, "training_iteration": 2})
+    restored.on_trial_complete("t3", {"val_accuracy": 0.6, "training_iteration": 2})
+    told = [t for t in restored.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(told) == 1 and told[0].value == pytest.approx(0.6)
+    assert told[0].params == {k: v for k, v in configs["t0"].items() if k != "seed"}

@@ -3,7 +3,7 @@
 For each architecture (spec/cost.py's ARCH_KEYS) a model is built as a trial builds it, with the trial's thread
 count, and the trial's own train_epoch and evaluate run on random images of the right shape (a warm-up, then
 training batches for at least MIN_TIMED_S, and one evaluation batch of the trial's size), while as many helper
-processes as the sweep runs other trials at once on this machine train the same architecture (loadgen.py: trials
+processes as the sweep runs other trials at once on this machine train the same architecture (load.py: trials
 that share a machine slow each other). The measured seconds per training batch and per evaluated image are cached
 in the user's cache folder, keyed by architecture, torch version, threads, trials at once, machine and METHOD, so a
 second dry run does not import torch at all; an epoch's seconds are extrapolated from them to the sweep's
@@ -22,12 +22,12 @@ import time
 from importlib import metadata
 from typing import Any
 
-from sweeper.run.data import cache_dir
+from sweeper.run.calibrate.load import Load, params_of
+from sweeper.run.training.data import cache_dir
 from sweeper.spec.cost import data_sizes, threads, trial_architectures, trials_at_once
 from sweeper.spec.params import TrialParams
 from sweeper.spec.space import Space
 
-WARMUP = 3  # loadgen.py's helpers say "ready" after this many batches
 CHUNK, MIN_CHUNKS, MAX_CHUNKS, MIN_TIMED_S = 4, 3, 16, 0.5  # timed training: batches per call, calls, seconds
 CACHE_FILE = "calibration.json"
 METHOD = 2  # in the cache key: entries timed another way (1: a bare step loop, 512-image evaluation) are not used
@@ -83,8 +83,8 @@ def measure(p: TrialParams, n_threads: int) -> dict[str, float]:
     EVAL_BATCH, the batch a trial evaluates with."""
     import torch
 
-    from sweeper.run.models import build_model
-    from sweeper.run.trainable import EVAL_BATCH, evaluate, make_optimizer, train_epoch
+    from sweeper.run.training.loop import EVAL_BATCH, evaluate, make_optimizer, train_epoch
+    from sweeper.run.training.models import build_model
 
     before = torch.get_num_threads()
     torch.set_num_threads(n_threads)
@@ -125,8 +125,6 @@ def local_at_once(space: Space) -> int:
 def seconds_per_epoch(space: Space) -> dict[str, float]:
     """Seconds per epoch of each architecture the sweep's trials use, measured here with the sweep's other trials
     at once as load (or from the cache)."""
-    from sweeper.run.loadgen import Load
-
     n_threads = threads(space.spec.resources.cpu)
     at_once = local_at_once(space)
     train, val = data_sizes(space.spec.data)
@@ -146,18 +144,6 @@ def seconds_per_epoch(space: Space) -> dict[str, float]:
         batch = int(arch.split("batch_size=")[1].split()[0])
         out[arch] = epoch_seconds(entry, batch, train, val)
     return out
-
-
-def params_of(arch: str) -> TrialParams:
-    """TrialParams of an architecture key (other keys at their defaults)."""
-    values = {}
-    for part in arch.split(" "):
-        key, text = part.split("=", 1)
-        try:
-            values[key] = json.loads(text.replace("False", "false").replace("True", "true"))
-        except ValueError:
-            values[key] = text
-    return TrialParams.model_validate(values)
 
 
 def local_slots(space: Space, address: str | None = None) -> int:

@@ -1,21 +1,38 @@
 """The other trials of a sweep, for calibration: trials that run at once share the machine (its cores, caches and
 memory bandwidth, and on many virtual machines one physical core's two hardware threads), so an epoch may take
 longer with two trials at once than alone: timed alone, the calibration put slides.yaml's CNN epochs at about 2/3
-of what they took two at a time on this project's 2-core machine. The calibration (calibrate.py) therefore times an
+of what they took two at a time on this project's 2-core machine. The calibration (epochs.py) therefore times an
 architecture while helper processes train the same one, as many as the other trials at once.
 
-A helper (`python -m sweeper.run.loadgen THREADS`) reads one architecture key per line on stdin, trains it on
+A helper (`python -m sweeper.run.calibrate.load THREADS`) reads one architecture key per line on stdin, trains it on
 random batches until the next line comes, and prints "ready" once it has built and warmed up each. It exits when
 its stdin closes, so helpers never outlive the process that started them, even one that was killed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
 from types import TracebackType
+
+from sweeper.spec.params import TrialParams
+
+WARMUP = 3  # a helper says "ready" after this many batches
+
+
+def params_of(arch: str) -> TrialParams:
+    """TrialParams of an architecture key (other keys at their defaults)."""
+    values = {}
+    for part in arch.split(" "):
+        key, text = part.split("=", 1)
+        try:
+            values[key] = json.loads(text.replace("False", "false").replace("True", "true"))
+        except ValueError:
+            values[key] = text
+    return TrialParams.model_validate(values)
 
 
 class Load:
@@ -28,7 +45,7 @@ class Load:
         self.helpers: list[subprocess.Popen[str]] = []
 
     def __enter__(self) -> Load:
-        cmd = [sys.executable, "-m", "sweeper.run.loadgen", str(self.n_threads)]
+        cmd = [sys.executable, "-m", "sweeper.run.calibrate.load", str(self.n_threads)]
         self.helpers = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                          text=True) for _ in range(self.n)]
         return self
@@ -69,9 +86,8 @@ def main(n_threads: int) -> None:
     import torch
     from torch import nn
 
-    from sweeper.run.calibrate import WARMUP, params_of
-    from sweeper.run.models import build_model
-    from sweeper.run.trainable import make_optimizer
+    from sweeper.run.training.loop import make_optimizer
+    from sweeper.run.training.models import build_model
 
     torch.set_num_threads(n_threads)
     wanted: list[str] = []

@@ -2,22 +2,20 @@
 progress view (a `Progress`) as it goes.
 
 Ray pickles the callback into the experiment state; the writer and the progress view are left out of that
-pickle, and on resume run/tuner.py puts a fresh recorder in place of the one Ray brings back. The writer is
+pickle, and on resume run/recovery.py puts a fresh recorder in place of the one Ray brings back. The writer is
 built in `setup`, from the files already in the folder, so a resumed sweep adds to its results and never
-duplicates a row. Epochs a killed driver never wrote are backfilled from Ray's per-trial result.json files, on
-local and URI storage alike.
+duplicates a row (run/recovery.py has by then backfilled the epochs a killed driver never wrote).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from ray import tune
 
-from sweeper.run.startup import Startup
+from sweeper.run.driver.startup import Startup
 from sweeper.spec.space import Space
 from sweeper.store.state import read_state, sessions
 from sweeper.store.storage import SweepFolder
@@ -78,23 +76,8 @@ class ParquetRecorder(tune.Callback):
               **info: Any) -> None:
         state = read_state(self.folder) or {}
         self.writer = ResultsWriter(self.folder, session=max(len(sessions(state)) - 1, 0))
-        self._backfill()
         if self.progress is not None:
             self.progress.start(self.space, self.folder, list(self.writer.trials.values()))
-
-    def _backfill(self) -> None:
-        """Epochs a killed driver reported but had not yet written: Ray's per-trial result.json has them."""
-        writer = self._writer()
-        for entry in self.runs.list(folders_only=True):  # one per trial
-            text = self.runs.read_bytes(f"{entry}/result.json")
-            for line in (text or b"").decode(errors="replace").splitlines():
-                try:
-                    result = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by the kill
-                if "epoch" in result and "trial_id" in result:
-                    writer.backfill(result["trial_id"], result)
-        writer.flush()
 
     def _end(self, trial: Any, **fields: Any) -> None:
         writer = self._writer()

@@ -84,7 +84,7 @@ def init_ray(address: str | None, verbose: bool = False) -> None:
         raise SweeperError(f"--address {address}: cannot connect to Ray: {str(exc).splitlines()[0]}") from None
 
 
-TUNE_MODULES = ("sweeper.run.tuner", "sweeper.run.extend")  # Ray Tune, Optuna, pandas and the recorder with them
+TUNE_MODULES = ("sweeper.run.recovery", "sweeper.run.search.plans")  # Ray Tune, Optuna, pandas, the Tuner and recorder
 
 
 def prefetch_imports() -> threading.Thread:

@@ -4,24 +4,23 @@ Grid search: Ray's BasicVariantGenerator runs the space's planned trials (spec/s
 conditional axis only where it applies) as explicit points; the random axes are drawn per trial from its seeded
 RNG. Random and TPE search: searcher.py's SweepSearch (Optuna through Ray Tune's OptunaSearch, RandomSampler or a
 TPESampler seeded by the YAML's `seed`), wrapped in a ConcurrencyLimiter when max_concurrent is set, under
-generator.py's SearchGenerator. TPE evaluates each named variant first, and may start from the trials of this sweep
-(an extension) or another one (`launch --warm-start`).
+run/recovery.py's SweepGenerator (which the commands put it under). TPE evaluates each named variant first, and
+may start from the trials of this sweep (an extension) or another one (`launch --warm-start`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
 import optuna
 from ray import tune
 from ray.tune.search import BasicVariantGenerator, Searcher
 
-from sweeper.run.generator import generator
-from sweeper.run.searcher import SweepLimiter, SweepSearch, history
+from sweeper.run.search.searcher import SweepLimiter, SweepSearch, history
 from sweeper.spec.conditions import VARIANT, same
-from sweeper.spec.space import Axis, Space
+from sweeper.spec.space import Axis, AxisKind, Space
 from sweeper.store.schema import param_value
 from sweeper.store.storage import SweepFolder
 
@@ -40,9 +39,17 @@ class SearchPlan:
 def domain(axis: Axis) -> Any:
     """A random axis as Ray Tune's sample domain (YAML randint bounds are inclusive)."""
     low, high = axis.values[0], axis.values[-1]
-    return {"choice": lambda: tune.choice(axis.values), "uniform": lambda: tune.uniform(low, high),
-            "loguniform": lambda: tune.loguniform(low, high), "randint": lambda: tune.randint(low, high + 1),
-            "grid": lambda: tune.choice(axis.values)}[axis.kind]()
+    match axis.kind:
+        case AxisKind.CHOICE | AxisKind.GRID:
+            return tune.choice(axis.values)
+        case AxisKind.UNIFORM:
+            return tune.uniform(low, high)
+        case AxisKind.LOGUNIFORM:
+            return tune.loguniform(low, high)
+        case AxisKind.RANDINT:
+            return tune.randint(low, high + 1)
+        case _:
+            assert_never(axis.kind)
 
 
 def grid_plan(space: Space, trials: list[dict[str, Any]] | None = None) -> SearchPlan:
@@ -81,7 +88,7 @@ def model_plan(space: Space, folder: SweepFolder, budget: int | None = None,
     searcher: Searcher = SweepSearch(space, sampler(space), budget, folder, trials, points)
     if space.spec.max_concurrent:
         searcher = SweepLimiter(searcher, max_concurrent=space.spec.max_concurrent)
-    return SearchPlan(dict(space.literals), generator(searcher), budget, len(trials), notes)
+    return SearchPlan(dict(space.literals), searcher, budget, len(trials), notes)
 
 
 def plan(space: Space, folder: SweepFolder) -> SearchPlan:

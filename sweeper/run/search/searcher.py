@@ -2,7 +2,7 @@
 that draws a key only when its `when` holds; with a trial budget, replicates (`repeats`: a configuration's
 replicates share one Optuna trial, told the mean of their values once all have ended), a history (an Optuna
 in-memory storage pre-populated with `optuna.trial.create_trial` from trials.parquet rows: an extension, a warm
-start), and, on restore, the trials that ended after Ray's last snapshot of it (adopted from trials.parquet).
+start), and the bookkeeping run/recovery.py's rules change when a sweep resumes.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import math
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
 import optuna
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from sweeper.spec.conditions import VARIANT, same
-from sweeper.spec.space import Axis, Space
+from sweeper.spec.space import Axis, AxisKind, Space
 from sweeper.store.files import TRIALS_FILE
 from sweeper.store.parquet import read_rows
 from sweeper.store.schema import PARAM_PREFIX, param_value
@@ -39,11 +39,15 @@ def distribution(space: Space, key: str) -> optuna.distributions.BaseDistributio
         return optuna.distributions.CategoricalDistribution(list(space.variants))
     axis = next(a for a in space.axes if a.key == key)
     low, high = axis.values[0], axis.values[-1]
-    if axis.kind == "randint":
-        return optuna.distributions.IntDistribution(low, high)
-    if axis.kind in ("uniform", "loguniform"):
-        return optuna.distributions.FloatDistribution(low, high, log=axis.kind == "loguniform")
-    return optuna.distributions.CategoricalDistribution(choices(axis))
+    match axis.kind:
+        case AxisKind.RANDINT:
+            return optuna.distributions.IntDistribution(low, high)
+        case AxisKind.UNIFORM | AxisKind.LOGUNIFORM:
+            return optuna.distributions.FloatDistribution(low, high, log=axis.kind == AxisKind.LOGUNIFORM)
+        case AxisKind.CHOICE | AxisKind.GRID:
+            return optuna.distributions.CategoricalDistribution(choices(axis))
+        case _:
+            assert_never(axis.kind)
 
 
 class SpaceSampler:
@@ -99,7 +103,7 @@ def _row_params(space: Space, row: dict[str, Any]) -> tuple[dict[str, Any], str 
             low, high = axis.values[0], axis.values[-1]
             if number is None or not low <= number <= high:
                 return {}, f"{axis.key}={value} is outside {axis.describe()}"
-            params[axis.key] = values[axis.key] = int(number) if axis.kind == "randint" else float(number)
+            params[axis.key] = values[axis.key] = int(number) if axis.kind == AxisKind.RANDINT else float(number)
     return params, None
 
 
@@ -222,64 +226,13 @@ class SweepSearch(OptunaSearch):
         super().restore(checkpoint_path)
         self.folder = folder
         self.strays = getattr(self, "strays", {})  # a state saved before strays existed has none
-        self.adopt_recorded()
 
-    def _group_awaiting(self, config_id: Any, seed: Any) -> str | None:
-        """The key of the replicates of configuration `config_id` that still wait for `seed`, if any."""
-        return next((k for k, g in self.groups.items() if g.config_id == config_id and seed in g.seeds_left), None)
+    # What run/recovery.py's rules change when a sweep resumes; nothing else calls these.
 
     def waiting(self) -> set[str]:
         """Trials this searcher handed out and has not seen end."""
         alone = {i for i in self._ot_trials if i not in self._completed_trials and i not in self.groups}
         return alone | set(self.group_of) | set(self.strays)
-
-    def agree_with(self, live: dict[str, dict[str, Any]]) -> None:
-        """Make the budget agree with the unfinished trials Ray restored (`live`: id -> config). Ray uploads its
-        experiment state and this searcher's state as separate files, in the background: a driver killed midway
-        leaves one newer than the other. A trial still waited for that Ray lost (not live; those that ended in
-        trials.parquet were adopted on restore) is given back to the budget, and a replicate's seed to its
-        configuration; a live trial never handed out counts towards the budget, joins its configuration's
-        replicates if it is one of them, and is learnt when it ends."""
-        for trial_id in sorted(self.waiting() - set(live)):
-            self._give_back(trial_id, live)
-        known = self.known()
-        for trial_id, config in live.items():
-            if trial_id not in known:
-                self._take(trial_id, config)
-
-    def _give_back(self, trial_id: str, live: dict[str, dict[str, Any]]) -> None:
-        self.spent -= 1
-        self.strays.pop(trial_id, None)
-        key = self.group_of.pop(trial_id, None)
-        if key is None:  # a configuration of its own, never run: Optuna's FAIL, and the sampler draws another
-            if trial_id in self._ot_trials:
-                self.study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.FAIL)
-                self._completed_trials.add(trial_id)
-            return
-        group = self.groups[key]
-        group.trial_ids.remove(trial_id)
-        rows = {r["trial_id"]: r for r in read_rows(self.folder, TRIALS_FILE)}
-        held = {live[i].get("seed") if i in live else rows.get(i, {}).get(PARAM_PREFIX + "seed")
-                for i in group.trial_ids}
-        free = [s for s in self.space.seeds() if s not in held and s not in group.seeds_left]
-        if free:  # its seed: the one no other replicate holds
-            group.seeds_left = sorted([free[0], *group.seeds_left])
-
-    def _take(self, trial_id: str, config: dict[str, Any]) -> None:
-        self.spent += 1
-        if self.space.spec.repeats > 1:
-            key = self._group_awaiting(self.space.trial_params(config).config_id(), config.get("seed"))
-            if key is not None:
-                self.groups[key].seeds_left.remove(config["seed"])
-                self.groups[key].trial_ids.append(trial_id)
-                self.group_of[trial_id] = key
-                return
-        self.strays[trial_id] = config
-
-    def _learn(self, trial_id: str, row: dict[str, Any]) -> None:
-        """A trial Ray ran that this searcher never handed out (a stray), added to the study's history as it
-        ended: `row` as trials.parquet holds it."""
-        self.study.add_trials(history(self.space, [{**row, "trial_id": trial_id}])[0])
 
     def known(self) -> set[str]:
         """Trial ids this searcher handed out or learned from."""
@@ -291,50 +244,90 @@ class SweepSearch(OptunaSearch):
         value: Any = row.get(self.metric)
         return float(value) if row.get("state") != TrialState.ERROR and present(value) else None
 
-    def adopt_recorded(self) -> list[str]:
-        """Learn the trials that ended in trials.parquet after Ray's last snapshot of this searcher (a killed
-        driver records trials after it): one it still waits for is told its value; one it never handed out is
-        added to its history and counts towards the budget. Returns the ids of the latter."""
-        rows = read_rows(self.folder, TRIALS_FILE)
-        self.taken = {r["trial_id"] for r in rows}
-        for row in (r for r in rows if ended_of(r).finished):
-            trial_id = row["trial_id"]
-            if trial_id in self.group_of:
-                self._replicate_ended(self.group_of.pop(trial_id), self.value_of(row))
-            elif trial_id in self.strays:
-                self.strays.pop(trial_id)
-                self._learn(trial_id, row)
-            elif trial_id in self._ot_trials and trial_id not in self._completed_trials:
-                value = self.value_of(row)
-                state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL
-                self.study.tell(self._ot_trials[trial_id], value, state=state)
-                self._completed_trials.add(trial_id)
-        known = self.known()
-        lost = [r for r in rows if r["trial_id"] not in known and ended_of(r).finished]
-        rest = []
-        for row in lost:
-            key = self._group_awaiting(row.get("config_id"), row.get(PARAM_PREFIX + "seed"))
-            if key is None:
-                rest.append(row)
-                continue
-            group = self.groups[key]
-            group.seeds_left.remove(row[PARAM_PREFIX + "seed"])
-            group.trial_ids.append(row["trial_id"])
-            self._replicate_ended(key, self.value_of(row))
-        self.study.add_trials(history(self.space, rest)[0])
-        self.spent += len(lost)
-        if lost:  # the sampler's saved RNG would draw the lost trials' params again: draw afresh instead
+    def tell_recorded(self, row: dict[str, Any]) -> None:
+        """A trial that ended as trials.parquet's `row` records: told, if this searcher handed it out (or Ray
+        restored it as a stray) and has not seen it end."""
+        trial_id = row["trial_id"]
+        if trial_id in self.group_of:
+            self._replicate_ended(self.group_of.pop(trial_id), self.value_of(row))
+        elif trial_id in self.strays:
+            self.strays.pop(trial_id)
+            self._learn(trial_id, row)
+        elif trial_id in self._ot_trials and trial_id not in self._completed_trials:
+            value = self.value_of(row)
+            state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL
+            self.study.tell(self._ot_trials[trial_id], value, state=state)
+            self._completed_trials.add(trial_id)
+
+    def join_replicates(self, row: dict[str, Any]) -> bool:
+        """A recorded trial this searcher never handed out joins its configuration's replicates, if they still
+        await its seed (and is told); False if none do."""
+        key = self._group_awaiting(row.get("config_id"), row.get(PARAM_PREFIX + "seed"))
+        if key is None:
+            return False
+        group = self.groups[key]
+        group.seeds_left.remove(row[PARAM_PREFIX + "seed"])
+        group.trial_ids.append(row["trial_id"])
+        self._replicate_ended(key, self.value_of(row))
+        return True
+
+    def add_lost(self, rows: list[dict[str, Any]], count: int) -> None:
+        """`count` recorded trials this searcher never handed out count towards the budget; `rows` (those not
+        joined to replicates) join the history."""
+        self.study.add_trials(history(self.space, rows)[0])
+        self.spent += count
+        if count:  # the sampler's saved RNG would draw the lost trials' params again: draw afresh instead
             self.study.sampler.reseed_rng()
-        return [r["trial_id"] for r in lost]
+
+    def give_back(self, trial_id: str, seeds: dict[str, Any]) -> None:
+        """A trial handed out that Ray lost goes back to the budget: a configuration of its own is Optuna's FAIL
+        (the sampler draws another); a replicate's seed goes back to its configuration (`seeds`: the seed each
+        other trial holds)."""
+        self.spent -= 1
+        self.strays.pop(trial_id, None)
+        key = self.group_of.pop(trial_id, None)
+        if key is None:
+            if trial_id in self._ot_trials:
+                self.study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.FAIL)
+                self._completed_trials.add(trial_id)
+            return
+        group = self.groups[key]
+        group.trial_ids.remove(trial_id)
+        held = {seeds.get(i) for i in group.trial_ids}
+        free = [s for s in self.space.seeds() if s not in held and s not in group.seeds_left]
+        if free:  # its seed: the one no other replicate holds
+            group.seeds_left = sorted([free[0], *group.seeds_left])
+
+    def take(self, trial_id: str, config: dict[str, Any]) -> None:
+        """A trial Ray restored that this searcher never handed out counts towards the budget: it joins its
+        configuration's replicates if it is one of them, else is a stray, learnt when it ends."""
+        self.spent += 1
+        if self.space.spec.repeats > 1:
+            key = self._group_awaiting(self.space.trial_params(config).config_id(), config.get("seed"))
+            if key is not None:
+                self.groups[key].seeds_left.remove(config["seed"])
+                self.groups[key].trial_ids.append(trial_id)
+                self.group_of[trial_id] = key
+                return
+        self.strays[trial_id] = config
+
+    def _group_awaiting(self, config_id: Any, seed: Any) -> str | None:
+        """The key of the replicates of configuration `config_id` that still wait for `seed`, if any."""
+        return next((k for k, g in self.groups.items() if g.config_id == config_id and seed in g.seeds_left), None)
+
+    def _learn(self, trial_id: str, row: dict[str, Any]) -> None:
+        """A trial Ray ran that this searcher never handed out (a stray), added to the study's history as it
+        ended: `row` as trials.parquet holds it."""
+        self.study.add_trials(history(self.space, [{**row, "trial_id": trial_id}])[0])
 
 
 class SweepLimiter(ConcurrencyLimiter):
-    """Ray's ConcurrencyLimiter, restored (under generator.py's SweepGenerator) holding slots for exactly the
+    """Ray's ConcurrencyLimiter, restored (under run/recovery.py's SweepGenerator) holding slots for exactly the
     trials Ray restored: not for those that ended after its snapshot, or that Ray lost (each would hold a slot
     forever)."""
 
     def agree_with(self, live: dict[str, dict[str, Any]]) -> None:
-        """Hold a slot for exactly the unfinished trials Ray restored (see SweepSearch.agree_with): not for one
+        """Hold a slot for exactly the unfinished trials Ray restored (see run/recovery.py's `agree`): not for one
         it lost, which would never free its slot, and for each one it will run, whose end this limiter must
         pass on to the searcher."""
         self.live_trials = set(live)

@@ -26,10 +26,9 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from sweeper import __version__
 from sweeper.errors import SweeperError
-from sweeper.run.models import build_model
-from sweeper.run.trainable import CHECKPOINT_FILE, Progress, evaluate, load_checkpoint
+from sweeper.run.training.loop import CHECKPOINT_FILE, Progress, evaluate, load_checkpoint
+from sweeper.run.training.models import build_model
 from sweeper.spec.loader import load_text
 from sweeper.spec.metrics import METRICS
 from sweeper.spec.params import IMAGE_SIDE, TrialParams, check_feasible
@@ -41,6 +40,7 @@ from sweeper.store.parquet import read_rows
 from sweeper.store.storage import Storage, SweepFolder
 from sweeper.store.sweeps import open_sweep
 from sweeper.store.trials import Ended, best, ended_of
+from sweeper.version import __version__
 
 CARD_FILE, WEIGHTS_FILE, ONNX_FILE = "model.json", "model.safetensors", "model.onnx"
 FORMAT = "sweeper-model/1"
@@ -278,7 +278,7 @@ class Score:
 
 def evaluate_export(path: str | Path, data_dir: str | None) -> Score:
     """Score an export on the test split its model.json names (the same test subset as the sweep's)."""
-    from sweeper.run import data as data_mod
+    from sweeper.run.training import data as data_mod
 
     content = read_card(path)
     model = load_model(path)

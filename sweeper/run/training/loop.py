@@ -1,7 +1,7 @@
-"""The per-trial loop: train an epoch, evaluate, report, checkpoint, stop early; and its Ray wrapper.
+"""The per-trial loop: train an epoch, evaluate, report, checkpoint, stop early.
 
 `train_trial` is plain PyTorch and takes everything as arguments (tests and benchmarks call it directly);
-run/remote.py's `ray_trainable` is what Ray Tune runs: it resolves the trial's params, restores the last
+run/trial.py's `ray_trainable` is what Ray Tune runs: it resolves the trial's params, restores the last
 checkpoint, and turns every epoch into `tune.report(metrics, checkpoint=...)`.
 
 A checkpoint (`state.pt`) holds only tensors, numbers, strings and plain containers, so it loads with
@@ -23,11 +23,10 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
-from sweeper.run.augment import augment, augmenting
-from sweeper.run.data import Splits
-from sweeper.run.models import build_model
-from sweeper.run.schedules import make_scheduler, per_batch
-from sweeper.spec.cost import threads
+from sweeper.run.training.augment import augment, augmenting
+from sweeper.run.training.data import Splits
+from sweeper.run.training.models import build_model
+from sweeper.run.training.schedules import make_scheduler, per_batch
 from sweeper.spec.params import TrialParams
 
 EVAL_BATCH = 2048
@@ -79,7 +78,8 @@ class Progress:
 
 def load_checkpoint(source: Path | Any, device: torch.device | str = "cpu") -> dict[str, Any]:
     """A state.pt (a path or a binary file object), loaded with weights_only=True: no code runs."""
-    with torch.serialization.safe_globals([Progress]):  # checkpoints from before progress became a dict
+    # checkpoints from before progress became a dict; those from before run/ had rooms name the class's old module
+    with torch.serialization.safe_globals([Progress, (Progress, "sweeper.run.trainable.Progress")]):
         state: dict[str, Any] = torch.load(source, map_location=device, weights_only=True)
     return state
 
@@ -214,8 +214,3 @@ def train_trial(
         if early:
             break
     return metrics
-
-
-def _trial_threads(cpus: float) -> int:
-    """The trial's torch threads: the cost model's rule (spec/cost.py), so calibration times the same."""
-    return threads(cpus)

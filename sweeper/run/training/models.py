@@ -79,7 +79,3 @@ def build_model(p: TrialParams) -> nn.Module:
     """Build the network a trial's params describe (seeded by the caller)."""
     return MODELS[p.model](p)
 
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(t.numel() for t in model.parameters())
-

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sweeper.run import calibrate, loadgen
+from sweeper.run.calibrate import epochs as calibrate
+from sweeper.run.calibrate import load as loadgen
 from sweeper.spec.cost import architecture, trial_architectures
 from sweeper.spec.loader import load
 from sweeper.spec.params import TrialParams
@@ -37,6 +38,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "cache"
 
 
+@pytest.mark.e2e  # real training in helper processes
 def test_seconds_per_epoch_are_positive_architecture_dependent_and_cached(
     tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -82,6 +84,7 @@ def alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
+@pytest.mark.e2e  # real training in helper processes
 def test_calibration_measures_with_the_other_trials_at_once_as_load(
     tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -108,10 +111,11 @@ def test_calibration_measures_with_the_other_trials_at_once_as_load(
     assert len(started) == 1 and len(json.loads((cache / calibrate.CACHE_FILE).read_text())) == 4
 
 
+@pytest.mark.e2e  # real training in helper processes
 def test_a_helper_trains_each_architecture_and_dies_with_its_parent(tmp_path: Path) -> None:
     arch = architecture(TrialParams(model="mlp", hidden=[16]).model_dump())
     parent = subprocess.run(  # a parent killed without cleaning up: no __exit__, no closing of pipes by hand
-        [sys.executable, "-c", "import os, sys\nfrom sweeper.run.loadgen import Load\n"
+        [sys.executable, "-c", "import os, sys\nfrom sweeper.run.calibrate.load import Load\n"
          f"load = Load(1, 1).__enter__()\nload.train({arch!r})\nload.train({arch!r})\n"
          "print(load.helpers[0].pid, load.helpers[0].poll(), flush=True)\nos._exit(0)"],
         capture_output=True, text=True, timeout=120)

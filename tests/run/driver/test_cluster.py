@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 from sweeper.cli import app
 from sweeper.errors import SweeperError
-from sweeper.run import cluster
+from sweeper.run.driver import cluster
 from sweeper.store.storage import Storage
 from sweeper.testing.cluster import LocalCluster, LocalNode, free_port
 from tests.conftest import REPO, write_idx

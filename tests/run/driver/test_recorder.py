@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sweeper.run.recorder import ParquetRecorder
+from sweeper.run.driver.recorder import ParquetRecorder
 from sweeper.spec.loader import load_text
 from sweeper.store.storage import Storage
 
@@ -21,7 +21,7 @@ DEADLINE_S = 120  # for the trial to start on a machine shared with other test r
 def test_a_started_trial_is_running_in_parquet_before_its_first_epoch(tmp_path: Path, ray_session: Any) -> None:
     from ray import tune
 
-    from sweeper.run.tuner import param_space
+    from sweeper.run.search.plans import grid_plan
 
     space = load_text("name: rec\nepochs: 1\nscheduler: {type: fifo}\nparameters: {model: logreg}\n",
                       tmp_path / "rec.yaml")
@@ -49,7 +49,7 @@ def test_a_started_trial_is_running_in_parquet_before_its_first_epoch(tmp_path: 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     tuner = tune.Tuner(
-        trainable, param_space=param_space(space),
+        trainable, param_space=grid_plan(space).param_space,
         run_config=tune.RunConfig(name="rec", storage_path=str(tmp_path / "runs"), verbose=0,
                                   callbacks=[ParquetRecorder(folder, space, echo=None)]),
     )

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from sweeper.run.augment import augment
-from sweeper.run.trainable import evaluate, train_epoch
+from sweeper.run.training.augment import augment
+from sweeper.run.training.loop import evaluate, train_epoch
 from sweeper.spec.params import TrialParams
 
 

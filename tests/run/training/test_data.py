@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sweeper.errors import SweeperError
-from sweeper.run import data
+from sweeper.run.training import data
 from sweeper.spec.schema import DataSpec
 from tests.conftest import write_idx
 

@@ -13,8 +13,8 @@ import torch
 
 import sweeper
 from sweeper.errors import SweeperError
-from sweeper.run.export import CARD_FILE, FORMAT, ONNX_FILE, WEIGHTS_FILE, load_model, write_export
-from sweeper.run.models import build_model
+from sweeper.run.training.export import CARD_FILE, FORMAT, ONNX_FILE, WEIGHTS_FILE, load_model, write_export
+from sweeper.run.training.models import build_model
 from sweeper.spec.params import TrialParams
 from sweeper.spec.schema import DataSpec
 

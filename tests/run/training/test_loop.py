@@ -10,19 +10,19 @@ from typing import Any
 import pytest
 import torch
 
-from sweeper.run import data
-from sweeper.run.models import build_model
-from sweeper.run.schedules import make_scheduler
-from sweeper.run.trainable import (
+from sweeper.run.training import data
+from sweeper.run.training.loop import (
     CHECKPOINT_FILE,
     Progress,
     Tensors,
-    _trial_threads,
     evaluate,
     make_optimizer,
     train_epoch,
     train_trial,
 )
+from sweeper.run.training.models import build_model
+from sweeper.run.training.schedules import make_scheduler
+from sweeper.spec.cost import threads
 from sweeper.spec.loader import load
 from sweeper.spec.params import TrialParams
 from sweeper.spec.schema import DataSpec
@@ -108,7 +108,7 @@ def test_diverging_loss_fails_the_trial(tmp_path: Path, tiny_tensors: Tensors) -
 
 
 def test_trial_threads_follow_the_trials_cpus() -> None:
-    assert [_trial_threads(c) for c in (0.25, 1, 1.5, 2)] == [1, 1, 2, 2]
+    assert [threads(c) for c in (0.25, 1, 1.5, 2)] == [1, 1, 2, 2]
 
 
 def test_real_fashion_mnist_study_variant_beats_chance_clearly(tmp_path: Path, real_data: Path) -> None:
@@ -166,10 +166,10 @@ BEFORE_STUDY = {
 
 @pytest.fixture
 def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
-    torch.set_num_threads(threads)
+    torch.set_num_threads(before)
 
 
 def same_metrics(got: tuple[float, ...], expected: tuple[float, ...], losses: tuple[int, ...]) -> bool:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from sweeper.run.models import MODELS, build_model, count_parameters
+from sweeper.run.training.models import MODELS, build_model
 from sweeper.spec.loader import load
 from sweeper.spec.params import TrialParams, check_feasible, cnn_plan
 from tests.conftest import REPO
@@ -27,7 +27,7 @@ def test_all_ten_study_variants_build_with_expected_shapes() -> None:
         p = space.trial_params({"variant": name})
         model = build_model(p)
         assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
-        sizes[name] = count_parameters(model)
+        sizes[name] = sum(t.numel() for t in model.parameters())
     assert sizes["Logistic regression"] == 784 * 10 + 10
     assert sizes["1st MLP"] == 784 * 10 + 10 + 10 * 10 + 10
     assert sizes["2nd MLP"] == 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10

@@ -1,9 +1,5 @@
-"""Growing a sweep (`sweeper extend NAME --space FILE`), warm-starting one (`launch --warm-start OTHER`), and
-making Ray's saved experiment agree with trials.parquet before a resume.
-
-A sweep folder holds one Ray experiment per launch or extension: the launch's in the folder itself, each
-extension's in `<sweep>/extend-K/`; sweep.json's `experiments` lists them and `resume` restores the last. All of
-them record into the sweep's one trials.parquet and epochs.parquet, each run as a session of sweep.json.
+"""Growing a sweep's plan: what `sweeper extend NAME --space FILE` runs, and the trials `launch --warm-start
+OTHER` starts from.
 
 An extension runs only the trials its space plans that have not run: under grid search, each planned trial
 whose configuration (its TrialParams, the random axes aside: their draws are new trials by nature) trials.parquet
@@ -14,69 +10,22 @@ an interrupted sweep start over in the extension. Trial ids never collide with r
 
 from __future__ import annotations
 
-import json
-import posixpath
 import secrets
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sweeper.errors import SweeperError
-from sweeper.run.generator import ENDED, newest_state
-from sweeper.run.recorder import ParquetRecorder, Progress
-from sweeper.run.search import SearchPlan, grid_plan, model_plan
+from sweeper.run.search.plans import SearchPlan, grid_plan, model_plan
 from sweeper.spec.grow import refused
 from sweeper.spec.params import TrialParams
 from sweeper.spec.space import Space
 from sweeper.store import state
-from sweeper.store.files import SPEC_FILE, TRIALS_FILE
-from sweeper.store.lock import locked
+from sweeper.store.files import TRIALS_FILE
 from sweeper.store.parquet import read_rows
 from sweeper.store.schema import PARAM_PREFIX, param_value
 from sweeper.store.storage import Storage, SweepFolder
-from sweeper.store.sweeps import open_sweep, runs_folder
+from sweeper.store.sweeps import open_sweep
 from sweeper.store.trials import ended_of
-from sweeper.store.writer import ResultsWriter
-
-if TYPE_CHECKING:
-    from sweeper.run.sweep import Echo, Outcome
-
-
-def reconcile(folder: SweepFolder, runs: SweepFolder) -> tuple[list[str], list[str]]:
-    """Before a sweep resumes: make Ray's saved experiment state (its last snapshot, which a killed
-    driver may have taken a little before trials.parquet's last write) agree with trials.parquet.
-
-    A trial that ended in trials.parquet but is unfinished in the snapshot is marked TERMINATED there (ERROR if it
-    failed, so `resume --errored` still decides on it), so Ray does not run it further (an ASHA-stopped trial
-    would otherwise go on from its checkpoint). An unfinished trial the snapshot does not hold (started after it)
-    is dropped, its epochs and Ray's folder with it: the searcher suggests a new one under a new id (grid search:
-    Ray's generator plans it again). Trials that ended stay; a random or TPE searcher adopts those it missed
-    (SweepSearch.restore). Returns (the trials marked ended, the trials dropped)."""
-    newest = newest_state(runs.list())  # as Ray picks it
-    if newest is None:  # no experiment state: Tuner.restore says so in its own words
-        return [], []
-    saved = json.loads(runs.read_bytes(newest) or b"{}")
-    writer = ResultsWriter(folder)
-    known, ended = set(), []
-    for entry in saved.get("trial_data", []):
-        trial = json.loads(entry[0])
-        known.add(trial["trial_id"])
-        row = writer.trials.get(trial["trial_id"])
-        if row is not None and ended_of(row).finished and trial.get("status") not in ENDED:
-            trial["status"] = "ERROR" if row.get("state") == "ERROR" else "TERMINATED"  # --errored decides on it
-            entry[0] = json.dumps(trial, indent=2)
-            ended.append(trial["trial_id"])
-    if ended:
-        runs.write_bytes(newest, json.dumps(saved).encode())
-    lost = {i for i, row in writer.trials.items() if i not in known and not ended_of(row).finished}
-    if lost:
-        writer.drop(lost)
-        writer.flush()
-        fs, base = runs.fs_path()
-        for entry_name in runs.list(folders_only=True):
-            if any(f"_{i}_" in entry_name for i in lost):
-                fs.delete_dir(posixpath.join(base, entry_name))
-    return sorted(ended), sorted(lost)
-
 
 DEFAULTED = "<default>"  # a key that ran at its default before trials.parquet had a column for it
 
@@ -149,43 +98,6 @@ def extension_plan(folder: SweepFolder, stored: Space, space: Space) -> tuple[Se
                                f"run and num_samples x repeats is {space.num_trials}; raise num_samples or repeats")
         plan = model_plan(space, folder, budget, past=finished)
     return plan, restart
-
-
-def extend(name: str, storage: Storage, space: Space, address: str | None = None, data_dir: str | None = None,
-           max_failures: int = 0, echo: Echo | None = print, progress: Progress | None = None,
-           verbose: bool = False) -> Outcome:
-    """Grow sweep `name` to `space`: run, as a new Ray experiment in the sweep's folder, only the trials it plans
-    that have not run; they land in the sweep's Parquet files, under a new session."""
-    from sweeper.run import cluster, preflight, raylog
-    from sweeper.run import data as data_mod
-    from sweeper.run.startup import init_ray
-    from sweeper.run.sweep import _run as run_session
-    from sweeper.run.sweep import load_sweep_space
-    from sweeper.run.tuner import new_tuner
-
-    folder, run_state, stored = load_sweep_space(storage, name)
-    with locked(folder):  # refused while another process runs the sweep; nothing is written before the checks
-        plan, restart = extension_plan(folder, stored, space)
-    preflight.check(space, storage, address)
-    data_dir = data_dir or run_state.get("data_dir")
-    splits = data_mod.load(data_dir, space.spec.data)
-    cluster.join(address, storage, lambda a: init_ray(a, verbose))
-    with locked(folder), raylog.ray_output(folder, verbose):
-        if restart:
-            writer = ResultsWriter(folder)
-            writer.drop(set(restart))
-            writer.flush()
-        folder.write_text(SPEC_FILE, space.text)
-        run_state["fingerprint"] = state.fingerprint(space)
-        experiment = state.add_experiment(run_state)
-        runs = runs_folder(folder, experiment)
-        if echo is not None:
-            echo(f"extend {name}: {plan.num_samples} new trials in {runs}"
-                 + (f"; {len(restart)} unfinished trials start over" if restart else ""))
-        init_ray(address, verbose)
-        recorder = ParquetRecorder(folder, space, echo, progress, runs=runs)
-        tuner = new_tuner(space, runs, splits, max_failures, recorder, plan)
-        return run_session(tuner, folder, run_state, f"extend {experiment}", space, progress)
 
 
 def warm_start_rows(storage: Storage, other: str, space: Space) -> list[dict[str, Any]]:

@@ -1,0 +1,12 @@
+"""driver: the sweep's own process around Ray Tune. Never imports torch (import-linter keeps it so): the driver
+of a sweep loads the data with numpy and hands it to the trials.
+
+- `tuner`: the scheduler (ASHA or FIFO), the trainable with its data and resources, a new Tuner;
+- `recorder`: the Tune callback that writes every epoch and every trial's end to Parquet and tells the live view;
+- `startup`: starting (or joining) Ray with the Tuner's imports done meanwhile, and where the start-up time goes;
+- `cluster`: joining a Ray cluster: every node must see the storage, and runs the trials' code;
+- `raylog`: Ray's own output into the sweep's ray.log (or through, with --verbose).
+
+Its modules are imported by path (nothing is re-exported here), so that importing the package does not start
+importing Ray.
+"""

@@ -1,0 +1,13 @@
+"""training: plain PyTorch, the code a trial runs. Never imports ray or optuna (import-linter keeps it so), so it
+runs, is tested and is benchmarked without either.
+
+- `data`: the Fashion-MNIST files (or a torchvision root, or a download), staged, read with numpy and split;
+- `models`: the built-in model families (logreg, mlp, cnn) built from a trial's params;
+- `augment`: random shifts and flips of a batch, from the trial's own generator;
+- `schedules`: the learning-rate schedules over a trial's budget;
+- `loop`: the per-trial loop (train an epoch, evaluate, report, checkpoint, stop early) and its checkpoints;
+- `export`: a sweep's best trial as safetensors + json + onnx, loaded back and scored on the test split.
+
+Its modules are imported by path (nothing is re-exported here): importing this package must not import torch, as
+the driver loads the data with `data` and never imports torch.
+"""

@@ -1,0 +1,45 @@
+"""The TPE searcher on its own (run/search/searcher.py): replicates share a configuration, and trials.parquet
+rows become its history; real Optuna, real Parquet, no trial runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from ray.tune.search import Searcher
+
+from sweeper.run.search.plans import sampler
+from sweeper.run.search.searcher import SweepSearch, history
+from sweeper.spec.loader import load_text
+from tests.run.searching import TPE, folder_with, row, tpe_space
+
+
+def test_replicates_share_a_configuration_and_tell_its_mean(tmp_path: Path) -> None:
+    space = load_text(TPE.replace("NUM", "2") + "repeats: 3\n", Path("rep.yaml"))
+    search = SweepSearch(space, sampler(space), space.num_trials, folder_with(tmp_path, []))
+    suggested = [search.suggest(f"t{i}") for i in range(6)]
+    assert search.suggest("t6") == Searcher.FINISHED
+    assert [s["seed"] for s in suggested] == [0, 1, 2, 0, 1, 2]
+    strip = [{k: v for k, v in s.items() if k != "seed"} for s in suggested]
+    assert strip[0] == strip[1] == strip[2] and strip[3] == strip[4] == strip[5]
+    for i, value in enumerate((0.5, 0.6, 0.7)):
+        search.on_trial_result(f"t{i}", {"val_accuracy": value, "training_iteration": 1})
+        search.on_trial_complete(f"t{i}", {"val_accuracy": value, "training_iteration": 2})
+    told = [t for t in search.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(told) == 1 and told[0].value == pytest.approx(0.6)
+
+
+def test_history_maps_rows_onto_this_space_and_notes_the_rest(tmp_path: Path) -> None:
+    space = tpe_space()
+    rows = [row(space, "a", {"variant": "lin", "optimizer": "sgd", "lr": 0.01, "momentum": 0.9}, value=0.8),
+            row(space, "b", {"variant": "small", "optimizer": "adam", "lr": 0.05}, state="ERROR", value=None),
+            row(space, "c", {"variant": "lin", "optimizer": "adam", "lr": 0.01}) | {"param_lr": 0.5},
+            row(space, "d", {"variant": "lin", "optimizer": "adam", "lr": 0.02}) | {"variant": "huge"},
+            row(space, "e", {"variant": "lin", "optimizer": "adam", "lr": 0.01}, state="RUNNING")]
+    trials, notes = history(space, rows)
+    assert [t.user_attrs["trial_ids"] for t in trials] == [["a"], ["b"]]
+    assert trials[0].params == {"variant": "lin", "optimizer": "sgd", "lr": 0.01, "momentum": 0.9}
+    assert trials[1].state == optuna.trial.TrialState.FAIL
+    assert notes == ["trial c: lr=0.5 is outside loguniform(0.001, 0.1)",
+                     "trial d: variant 'huge' is not in this space"]
