@@ -23,6 +23,7 @@ def load(tmp_path: Path, text: str) -> Space:
     return load_space(path)
 
 
+@pytest.mark.e2e  # calibrates the space's architectures: helper processes train under load
 def test_slides_full_run_is_the_sum_of_each_variants_max_epochs_times_its_repeats() -> None:
     c = cost(load_space(REPO / "search_spaces" / "slides.yaml"))
     assert c.budgets == (10,) * 5 + (100,) * 20 + (30,) * 3 + (26,) * 3 + (22,) * 3 + (27,) * 3 + (16,) * 2
@@ -86,6 +87,7 @@ def test_expected_from_an_epoch_is_conditional_on_reaching_it() -> None:
     assert CostModel().expected(10, start=4) == 6  # FIFO
 
 
+@pytest.mark.e2e  # calibrates the space's architectures: helper processes train under load
 def test_dry_run_lists_trials_with_their_budgets_and_asha_rungs(tmp_path: Path) -> None:
     path = tmp_path / "mixed.yaml"
     path.write_text("""
@@ -106,6 +108,7 @@ parameters: {lr: {grid: [0.1, 0.01]}, dropout: {uniform: [0.0, 0.3]}}
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.e2e  # calibrates the space's architectures: helper processes train under load
 def test_dry_run_prints_the_expected_wall_time(tmp_path: Path) -> None:
     path = tmp_path / "wall.yaml"
     path.write_text("name: wall\nepochs: 3\nresources: {cpu: 1}\ndata: {train_subset: 1000, val_subset: 200}\n"

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from sweeper.cli import app
 from tests.conftest import REPO
 
 runner = CliRunner()
+pytestmark = pytest.mark.e2e  # every dry run calibrates its architectures: helper processes train under load
 
 
 def dry_run(path: Path | str) -> str:
