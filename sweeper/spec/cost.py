@@ -7,7 +7,7 @@ probability max(1/rf^k, 1/trials): the scheduler keeps the top 1/rf at each rung
 goes on.
 
 Time is trial-epochs times seconds per epoch. An epoch's cost depends on the trial's architecture only (ARCH_KEYS
-and the data sizes); sweeper/run/calibrate.py measures seconds per epoch per architecture on this machine, launch
+and the data sizes); sweeper/run/calibrate measures seconds per epoch per architecture on this machine, launch
 stores them in sweep.json, and the arithmetic here turns them into the dry run's expected wall time and the
 live view's time left: each trial's expected (remaining) epochs x its architecture's seconds per epoch, packed in
 order onto the trials that run at once (list scheduling), plus a fixed start-up cost.
@@ -161,7 +161,7 @@ def data_sizes(data: DataSpec) -> tuple[int, int]:
 
 
 def threads(cpu: float) -> int:
-    """Torch threads a trial with `cpu` CPUs uses: the one rule (run/trainable.py applies it)."""
+    """Torch threads a trial with `cpu` CPUs uses: the one rule (run/trial.py applies it)."""
     return max(1, math.ceil(cpu))
 
 

@@ -70,7 +70,7 @@ class TrialFields(BaseModel):
     seed: int = 0
     # Beyond the study: each default is what the study did, so a trial that leaves these alone trains as before.
     batch_norm: bool = False  # cnn: BatchNorm2d after each conv (before relu); mlp/cnn: BatchNorm1d per dense layer
-    lr_schedule: Literal["none", "cosine", "onecycle", "step"] = "none"  # run/schedules.py: over the trial's budget
+    lr_schedule: Literal["none", "cosine", "onecycle", "step"] = "none"  # run/training/schedules.py
     lr_step_size: PositiveInt = 10  # step: epochs between learning-rate drops
     lr_gamma: float = Field(0.1, gt=0.0, le=1.0)  # step: factor of each drop
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)  # training loss only; evaluation is plain cross-entropy

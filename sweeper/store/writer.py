@@ -1,6 +1,6 @@
 """`ResultsWriter`: trial and epoch rows gathered as results arrive, flushed atomically into the sweep's folder.
 
-The sweep's Tune callback (run/recorder.py) feeds it and it rewrites both files after every result, each time
+The sweep's Tune callback (run/driver/recorder.py) feeds it and it rewrites both files after every result, each time
 atomically (store/storage.py), so a crash at any moment leaves two readable files holding every epoch reported
 before it. Only when rewriting gets expensive (a huge sweep) does it batch: it then waits 10x the last write's
 duration between writes, so writing never takes more than about a tenth of the driver's time; a trial's start

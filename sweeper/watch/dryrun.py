@@ -58,7 +58,7 @@ def _axes(space: Space) -> Table:
 
 
 def print_dry_run(space: Space, console: Console, timing: dict[str, Any] | None = None) -> None:
-    """The trials, their cost in trial-epochs, and with `timing` (run/calibrate.py: seconds per epoch per
+    """The trials, their cost in trial-epochs, and with `timing` (run/calibrate: seconds per epoch per
     architecture, trials at once) the expected wall time."""
     spec = space.spec
     c = cost(space)

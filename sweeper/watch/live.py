@@ -1,6 +1,6 @@
 """Progress of a sweep (a Tracker, tracker.py) drawn as a live panel or as plain lines.
 
-While a sweep runs, the Parquet recorder (run/recorder.py) calls a LiveView's hooks from Ray's driver loop:
+While a sweep runs, the Parquet recorder (run/driver/recorder.py) calls a LiveView's hooks from Ray's driver loop:
 start(space, folder, rows), trial_started(row), trial_result(row), trial_ended(row, line),
 experiment_ended(rows), tick() on every turn of the loop, and close() when the sweep returns. Rows are
 trials.parquet rows as the writer holds them. On a terminal LiveView redraws a panel: trials by state, each

@@ -1,5 +1,5 @@
-"""Calibration (run/calibrate.py): positive seconds per epoch that grow with the architecture, measured with the
-sweep's other trials at once as load (loadgen.py's helpers), cached per architecture and trials at once so a second
+"""Calibration (run/calibrate): positive seconds per epoch that grow with the architecture, measured with the
+sweep's other trials at once as load (load.py's helpers), cached per architecture and trials at once so a second
 call measures nothing."""
 
 from __future__ import annotations
