@@ -5,20 +5,32 @@ Packages, imports pointing down (import-linter keeps it so; nothing imports this
 package's docstring names its modules and what it may import; `testing` is the test harness (a local Ray cluster),
 which the package never imports.
 
-`import sweeper` stays light: `load_model` imports torch only when called.
+`import sweeper` stays light: `load_model` imports torch only when called, and `sweeper.Dataset` (what a data
+source of your own returns) is imported from sweeper/run/training/sources.py on first use.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sweeper.version import __version__
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["__version__", "load_model"]
+    from sweeper.run.training.sources import Dataset
+
+__all__ = ["Dataset", "__version__", "load_model"]
+
+
+def __getattr__(name: str) -> Any:
+    """`sweeper.Dataset`, imported on first use (numpy and the training package stay out of `import sweeper`)."""
+    if name == "Dataset":
+        from sweeper.run.training.sources import Dataset
+
+        return Dataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_model(path: str | Path) -> torch.nn.Module:

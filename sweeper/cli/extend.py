@@ -9,7 +9,16 @@ import typer
 
 from sweeper.cli.common import StorageOpt, plain, storage_of, user_errors
 from sweeper.cli.names import NameArg
-from sweeper.cli.running import AddressOpt, KeptDataDirOpt, MaxFailuresOpt, QuietOpt, VerboseOpt, finish, progress_view
+from sweeper.cli.running import (
+    AcceptCodeOpt,
+    AddressOpt,
+    KeptDataDirOpt,
+    MaxFailuresOpt,
+    QuietOpt,
+    VerboseOpt,
+    finish,
+    progress_view,
+)
 
 
 @user_errors
@@ -23,17 +32,19 @@ def extend(
     address: AddressOpt = None,
     data_dir: KeptDataDirOpt = None,
     max_failures: MaxFailuresOpt = 0,
+    accept_changed_code: AcceptCodeOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Grow a sweep: run only the trials --space adds, into the same results (report, status and list see one
     sweep)."""
-    from sweeper.spec.loader import load
+    from sweeper.run.training.factories import load_space
 
-    space = load(space_file)
+    space = load_space(space_file)
     from sweeper.run import extend as run_extend
 
     where = storage_of(storage)
     outcome = run_extend(name, where, space, address=address, data_dir=data_dir, max_failures=max_failures,
-                         echo=plain, progress=progress_view(quiet, verbose), verbose=verbose)
+                         echo=plain, progress=progress_view(quiet, verbose), verbose=verbose,
+                         accept_code=accept_changed_code)
     finish(outcome, where)

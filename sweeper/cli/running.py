@@ -17,10 +17,15 @@ if TYPE_CHECKING:
 
 AddressOpt = Annotated[str | None, typer.Option(help="Existing Ray cluster: auto, HOST:PORT or ray://HOST:10001.")]
 DataDirOpt = Annotated[
-    str | None, typer.Option(help="Fashion-MNIST folder (default: $SWEEPER_DATA_DIR, else torchvision downloads).")
+    str | None, typer.Option(help="Fashion-MNIST folder (default: $SWEEPER_DATA_DIR, else torchvision downloads); "
+                             "passed as data_dir to a data source that takes it.")
 ]
 KeptDataDirOpt = Annotated[  # a sweep that exists already: its data folder is recorded
     str | None, typer.Option(help="Fashion-MNIST folder (default: the one it launched with).")
+]
+AcceptCodeOpt = Annotated[
+    bool, typer.Option("--accept-changed-code", help="Go on although the sweep's own models' code changed since it "
+                       "ran (trials.parquet's `code` column tells the versions apart).")
 ]
 MaxFailuresOpt = Annotated[
     int, typer.Option(min=0, help="Retry a failed trial up to N times from its last checkpoint.")

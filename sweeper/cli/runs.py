@@ -10,6 +10,7 @@ import typer
 from sweeper.cli.common import StorageOpt, console, plain, storage_of, user_errors
 from sweeper.cli.names import NameArg
 from sweeper.cli.running import (
+    AcceptCodeOpt,
     AddressOpt,
     DataDirOpt,
     KeptDataDirOpt,
@@ -41,18 +42,19 @@ def launch(
     verbose: VerboseOpt = False,
 ) -> None:
     """Run a sweep of SPACE.yaml on a local Ray (or --address) and write Parquet results."""
-    from sweeper.spec.loader import load, valid_name
+    from sweeper.run.training.factories import load_space
+    from sweeper.spec.loader import valid_name
 
     if resume and overwrite:
         raise SweeperError("--resume and --overwrite: choose one")
-    space = load(space_file)
+    space = load_space(space_file)
     if name is not None and not valid_name(name):
         raise SweeperError(f"--name {name!r}: a sweep name is letters, digits and _ . - (not first)")
     if dry_run:
-        from sweeper.run.calibrate import timing
+        from sweeper.run.session import check_and_time
         from sweeper.watch.dryrun import print_dry_run
 
-        print_dry_run(space, console, timing(space))
+        print_dry_run(space, console, check_and_time(space, data_dir))
         return
     from sweeper.run import launch as run_launch
 
@@ -76,16 +78,18 @@ def resume(
     errored: Annotated[
         Errored, typer.Option(help="Errored trials: resume (from checkpoint), restart (from scratch) or leave.")
     ] = Errored.LEAVE,
+    accept_changed_code: AcceptCodeOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Continue an interrupted sweep; unfinished trials go on from their last epoch checkpoint."""
-    from sweeper.spec.loader import load
+    from sweeper.run.training.factories import load_space
 
-    space = load(space_file) if space_file else None
+    space = load_space(space_file) if space_file else None
     from sweeper.run import resume as run_resume
 
     where = storage_of(storage)
     outcome = run_resume(name, where, address=address, data_dir=data_dir, space=space, errored=errored,
-                         echo=plain, progress=progress_view(quiet, verbose), verbose=verbose)
+                         echo=plain, progress=progress_view(quiet, verbose), verbose=verbose,
+                         accept_code=accept_changed_code)
     finish(outcome, where)

@@ -67,6 +67,15 @@ class Report:
         return self.cache[key]
 
     @cached_property
+    def key_models(self) -> dict[str, set[str]]:
+        """Which model families each family key belongs to, the sweeps' own models included."""
+        out: dict[str, set[str]] = {}
+        for sweep in self.sweeps:
+            for key, owners in sweep.key_models.items():
+                out.setdefault(key, set()).update(owners)
+        return out
+
+    @cached_property
     def param_codes(self) -> dict[str, tuple[np.ndarray, int]]:
         """Per parameter column of `table`: its values as integer codes (missing is a value too) and how
         many distinct values there are; what deciding varied and fixed columns needs, computed once."""

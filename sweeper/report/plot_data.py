@@ -22,7 +22,7 @@ MAX_CURVES = 1000  # more lines are a blur and slow to draw; the rest of a big s
 def varied_params(rep: Report) -> list[str]:
     trials = rep.trials
     models = set(trials["model"].dropna().astype(str)) if "model" in trials else set()
-    params = [p for p in rep.trial_params if applies(p, models)]
+    params = [p for p in rep.trial_params if applies(p, models, rep.key_models)]
     unique = trials[params].nunique(dropna=False)
     return [p for p in params if unique[p] > 1]
 

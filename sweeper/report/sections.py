@@ -182,7 +182,8 @@ def _split(rep: Report) -> list[_Part]:
 
 def global_fixed(rep: Report) -> list[str]:
     models = set(_models(rep.table))
-    return [p for p, (_, n) in rep.param_codes.items() if n == 1 and p not in rep.group_by and applies(p, models)]
+    return [p for p, (_, n) in rep.param_codes.items() if n == 1 and p not in rep.group_by
+            and applies(p, models, rep.key_models)]
 
 
 def _varies(rep: Report, p: str, mask: np.ndarray) -> bool:
@@ -219,7 +220,7 @@ class _Columns:
 
 def _row_columns(rep: Report, part: _Part, split: bool, fixed_everywhere: set[str]) -> _Columns:
     models = {part.model} if part.model else set(_models(rep.table))
-    params = [p for p in rep.param_codes if applies(p, models) and not (split and p == "model")]
+    params = [p for p in rep.param_codes if applies(p, models, rep.key_models) and not (split and p == "model")]
     varying = [p for p in params if p in rep.group_by or _varies(rep, p, part.mask)]
     local_fixed = [p for p in params if p not in varying and p not in fixed_everywhere]
     axes = [a for a in _axes(rep) if a in varying]

@@ -20,8 +20,11 @@ import pandas as pd
 from sweeper.errors import SweeperError, did_you_mean
 from sweeper.spec.cost import asha_milestones
 from sweeper.spec.loader import load_text
+from sweeper.spec.params import KEY_MODELS
+from sweeper.spec.usermodels import recorded
 from sweeper.store.files import EPOCHS_FILE, SPEC_FILE, TRIALS_FILE
 from sweeper.store.parquet import read_frame
+from sweeper.store.state import read_state
 from sweeper.store.storage import Storage, SweepFolder, is_uri
 from sweeper.store.sweeps import sweep_names
 
@@ -44,6 +47,7 @@ class Sweep:
     description: str | None = None  # the search space's own `description`, shown in the header
     cpus: float | None = None  # CPUs (and GPUs) each trial holds (spec.yaml's resources), for its compute
     gpus: float = 0.0
+    key_models: dict[str, set[str]] = field(default_factory=lambda: {k: set(v) for k, v in KEY_MODELS.items()})
     _epochs: pd.DataFrame | str | None = field(default=None, init=False, repr=False, compare=False)  # or why not
 
     def epochs(self) -> pd.DataFrame:
@@ -120,13 +124,14 @@ def _attach_spec(sweep: Sweep) -> None:
         if text is None:
             sweep.note = f"{sweep.name}: no {SPEC_FILE} in {sweep.folder}, so no reference numbers"
             return
-        space = load_text(text, Path(where))
+        space = load_text(text, Path(where), recorded((read_state(sweep.folder) or {}).get("models")))
     except SweeperError as exc:
         sweep.note = f"{sweep.name}: {SPEC_FILE} unusable, so no reference numbers ({exc})"
         return
     spec = space.spec
     sweep.description = " ".join(spec.description.split()) if spec.description else None
     sweep.metric, sweep.mode = spec.metric, spec.mode or "max"
+    sweep.key_models = space.key_models
     sweep.references = {k: {m: v for m, v in ref.items() if v is not None} for k, ref in space.references.items()}
     sweep.variants = list(space.variants)
     sweep.axes = [a.key for a in space.axes]

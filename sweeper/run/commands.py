@@ -54,7 +54,7 @@ def launch(
         )
     data_dir = data_folder(data_dir)
     splits = session.open(data_dir)
-    run_state = state.new_state(space, data_dir) | session.timing
+    run_state = state.new_state(space, data_dir) | session.timing | session.facts
 
     def prepare() -> SweepFolder:
         if exists and if_exists == "overwrite":
@@ -81,12 +81,14 @@ def launch(
 def resume(
     name: str, storage: Storage, address: str | None = None, data_dir: str | None = None, space: Space | None = None,
     errored: Errored = Errored.LEAVE, echo: Echo | None = print, progress: Progress | None = None,
-    verbose: bool = False,
+    verbose: bool = False, accept_code: bool = False,
 ) -> Outcome:
     """Continue an interrupted sweep from Ray's experiment state; unfinished trials restart from their
-    last epoch checkpoint. `space`, if given, must not change what the trials are."""
+    last epoch checkpoint. `space`, if given, must not change what the trials are; `accept_code`: go on although
+    the sweep's own models changed (run/provenance.py)."""
     folder, run_state, stored = load_sweep_space(storage, name)
-    session = Session(folder, stored, f"resume --errored {Errored(errored).value}", address, verbose, echo, progress)
+    session = Session(folder, stored, f"resume --errored {Errored(errored).value}", address, verbose, echo, progress,
+                      accept_code=accept_code)
     if space is not None:
         changed = state.trial_changes(run_state["fingerprint"], state.fingerprint(space))
         if changed:
@@ -117,7 +119,7 @@ def resume(
 
 def extend(name: str, storage: Storage, space: Space, address: str | None = None, data_dir: str | None = None,
            max_failures: int = 0, echo: Echo | None = print, progress: Progress | None = None,
-           verbose: bool = False) -> Outcome:
+           verbose: bool = False, accept_code: bool = False) -> Outcome:
     """Grow sweep `name` to `space`: run, as a new Ray experiment in the sweep's folder, only the trials it plans
     that have not run; they land in the sweep's Parquet files, under a new session."""
     from sweeper.run.search.grow import extension_plan  # Optuna and Ray Tune: not for a dry run's imports
@@ -125,7 +127,7 @@ def extend(name: str, storage: Storage, space: Space, address: str | None = None
     folder, run_state, stored = load_sweep_space(storage, name)
     with locked(folder):  # refused while another process runs the sweep; nothing is written before the checks
         plan, restart = extension_plan(folder, stored, space)
-    session = Session(folder, space, "extend", address, verbose, echo, progress)
+    session = Session(folder, space, "extend", address, verbose, echo, progress, accept_code=accept_code)
     splits = session.open(data_dir or run_state.get("data_dir"), run_state)
 
     def prepare() -> SweepFolder:

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweeper.errors import SweeperError
-from sweeper.run import calibrate, preflight
+from sweeper.run import calibrate, preflight, provenance
 from sweeper.run.driver import cluster, raylog
 from sweeper.run.driver.startup import Startup, init_ray, prefetch_imports, start_ray
-from sweeper.run.training import data
+from sweeper.run.training import sources
+from sweeper.run.training.factories import check_forward, load_space
+from sweeper.run.training.usercode import roots_of
 from sweeper.spec.cost import trial_architectures
-from sweeper.spec.loader import load_text
 from sweeper.spec.space import Space
 from sweeper.store import state
 from sweeper.store.files import SPEC_FILE, TRIALS_FILE
@@ -97,6 +98,8 @@ class Session:
     progress: Progress | None = None
     startup: Startup = field(default_factory=Startup)
     timing: dict[str, Any] = field(default_factory=dict)  # calibrate.timing's, where `open` measured it
+    accept_code: bool = False  # resume/extend: go on although the sweep's own models' code changed
+    facts: dict[str, Any] = field(default_factory=dict)  # a launch's code and data record (run/provenance.py)
 
     def __post_init__(self) -> None:
         self.startup.mark("python, imports and the space file")
@@ -110,15 +113,25 @@ class Session:
         nothing), the cluster, and the time model's calibration where `run_state` lacks it (None: a new sweep)."""
         preflight.check(self.space, self.storage, self.address)  # writable storage, resources this machine has
         self.startup.mark("checks")
-        splits = data.load(data_dir, self.space.spec.data)
+        space = self.space
+        splits = sources.load(data_dir, space.spec.data, roots_of(space.path), str(space.path))
         self.startup.mark("data")
+        if space.models or space.data_source is not None:
+            check_forward(space, splits.input_shape, splits.num_classes)  # every reachable architecture, once
+            self.startup.mark("your code")
+        data_fingerprint = sources.fingerprint(splits)
+        if run_state is None:
+            self.facts = provenance.facts(space, data_fingerprint)
+        else:
+            provenance.check_same(run_state, space, data_fingerprint, self.accept_code, str(self.folder))
         cluster.join(self.address, self.storage, lambda a: init_ray(a, self.verbose))  # all nodes must see storage
         if run_state is not None:
             known = run_state.get("seconds_per_epoch") or {}
             if all(arch in known for arch in trial_architectures(self.space)):
                 return splits
             run_state |= {"seconds_per_epoch": known}  # a grown sweep keeps what was measured for it
-        self.timing = calibrate.timing(self.space, self.address)  # seconds per epoch (cached), trials at once
+        # seconds per epoch (cached), trials at once
+        self.timing = calibrate.timing(self.space, self.address, data_shape(space, splits))
         if run_state is not None:
             run_state["seconds_per_epoch"] |= self.timing["seconds_per_epoch"]
             run_state.setdefault("slots", self.timing["slots"])
@@ -169,7 +182,24 @@ def load_sweep_space(storage: Storage, name: str) -> tuple[SweepFolder, dict[str
     if spec_text is None:
         raise SweeperError(f"{folder}: sweep {name!r} has no {SPEC_FILE}, so it cannot be resumed")
     original = Path(run_state.get("space_file") or f"{name}.yaml")
-    return folder, run_state, load_text(spec_text, original)
+    return folder, run_state, load_space(original, text=spec_text)
+
+
+def data_shape(space: Space, splits: Splits) -> calibrate.DataShape | None:
+    """What the calibration times on: the loaded data's shape, classes and sizes (None: Fashion-MNIST and
+    built-in models, timed as always)."""
+    if not space.models and space.data_source is None:
+        return None
+    return calibrate.DataShape(splits.input_shape, splits.num_classes, (len(splits.y_train), len(splits.y_val)))
+
+
+def check_and_time(space: Space, data_dir: str | None) -> dict[str, Any]:
+    """A dry run's checks of your own code and data (loaded, every architecture built) and its time model."""
+    splits = None
+    if space.models or space.data_source is not None:
+        splits = sources.load(data_dir, space.spec.data, roots_of(space.path), str(space.path))
+        check_forward(space, splits.input_shape, splits.num_classes)
+    return calibrate.timing(space, None, None if splits is None else data_shape(space, splits))
 
 
 def data_folder(data_dir: str | None) -> str | None:

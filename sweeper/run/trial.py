@@ -7,6 +7,7 @@ must stay cheap: the driver of a sweep never imports torch. The trial's worker p
 
 from __future__ import annotations
 
+import gc
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,20 @@ from sweeper.spec.cost import threads
 from sweeper.spec.space import Space
 
 
+class UserCodeError(RuntimeError):
+    """An exception inside your own code (a model's factory or forward), as one line naming your file and line."""
+
+
+def _free_previous() -> None:
+    """A reused worker drops what the previous trial left (its model, optimizer, data) and hands the GPU's cached
+    memory back before the next trial (wandb#1247: memory leaking from one run into the next)."""
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def ray_trainable(config: dict[str, Any], *, splits: Splits, space: Space, epochs: int, cpus: float) -> None:
     """What Ray Tune runs for one trial (wrapped with tune.with_parameters / with_resources)."""
     import ray
@@ -25,6 +40,7 @@ def ray_trainable(config: dict[str, Any], *, splits: Splits, space: Space, epoch
 
     from sweeper.run.training.loop import Tensors, train_trial
 
+    _free_previous()
     torch.set_num_threads(threads(cpus))  # the cost model's rule: calibration times the same
     p = space.trial_params(config)
     use_gpu = bool(ray.get_gpu_ids()) and torch.cuda.is_available()
@@ -40,8 +56,19 @@ def ray_trainable(config: dict[str, Any], *, splits: Splits, space: Space, epoch
                         checkpoint=tune.Checkpoint.from_directory(folder))
 
     checkpoint = tune.get_checkpoint()
-    if checkpoint is None:
-        train_trial(p, data, epochs, report)
-    else:
-        with checkpoint.as_directory() as folder:
-            train_trial(p, data, epochs, report, restore_from=Path(folder))
+    try:
+        if checkpoint is None:
+            train_trial(p, data, epochs, report, models=space.models)
+        else:
+            with checkpoint.as_directory() as folder:
+                train_trial(p, data, epochs, report, restore_from=Path(folder), models=space.models)
+    except Exception as exc:
+        user = space.models.get(p.model)
+        if user is None or type(exc).__module__.startswith("ray"):
+            raise
+        from sweeper.run.training.usercode import describe_error
+
+        raise UserCodeError(describe_error(exc, user.roots)) from exc
+    finally:
+        del data
+        _free_previous()

@@ -6,6 +6,7 @@ Modules:
   schema      the YAML file's top-level settings (pydantic models) and AxisKind, the search domains
   metrics     the metrics a trial records, which a sweep may optimise, and which way is better
   params      the keys one trial is configured with, their defaults and which model family uses each
+  usermodels  your own models as the spec knows them (`models:`): name, module:function, keys; no import of them
   conditions  `when` on a searched key, parsed; defaults, value equality and key order for conditional keys
   space       Axis (one searched key, its AxisKind and what it can take) and Space: the trials it plans, one
               trial's params

@@ -35,8 +35,10 @@ def same(a: Any, b: Any) -> bool:
     return isinstance(a, bool) == isinstance(b, bool) and a == b
 
 
-def parse_when(path: Path, where: str, key: str, raw: Any) -> When:
-    """`when:` of the axis at `where` (parameters.KEY): a mapping of key -> value or list of values."""
+def parse_when(path: Path, where: str, key: str, raw: Any, known: Iterable[str] = PARAM_KEYS) -> When:
+    """`when:` of the axis at `where` (parameters.KEY): a mapping of key -> value or list of values. `known`: the
+    trial keys of the space (its user models' keys too)."""
+    known = tuple(known)
     where = f"{where}.when"
     if key == "model":
         raise SweeperError(f"{path}: key {where!r}: the model family cannot be conditional; other keys depend on it")
@@ -44,8 +46,8 @@ def parse_when(path: Path, where: str, key: str, raw: Any) -> When:
         raise SweeperError(f"{path}: key {where!r}: a mapping of key -> value or list of values, but got {raw!r}")
     when: When = {}
     for ref, allowed in raw.items():
-        if not isinstance(ref, str) or (ref not in PARAM_KEYS and ref != VARIANT):
-            hint = did_you_mean(str(ref), [*PARAM_KEYS, VARIANT])
+        if not isinstance(ref, str) or (ref not in known and ref != VARIANT):
+            hint = did_you_mean(str(ref), [*known, VARIANT])
             raise SweeperError(f"{path}: key '{where}.{ref}': unknown key{hint}; `when` names a trial key or variant")
         if ref == key:
             raise SweeperError(f"{path}: key '{where}.{ref}': a key cannot depend on itself (a cycle)")

@@ -27,6 +27,7 @@ from sweeper.spec.conditions import VARIANT
 from sweeper.spec.params import TrialParams, applies
 from sweeper.spec.schema import DataSpec, SweepSpec
 from sweeper.spec.space import Axis, AxisKind, Space
+from sweeper.spec.usermodels import BUILTIN_MODELS
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,13 @@ def architecture(values: Mapping[str, Any]) -> str:
     default (trials.parquet records a key that does not apply as null)."""
     fields = TrialParams.model_fields
     model = values.get("model") or fields["model"].default
+    if model not in BUILTIN_MODELS:  # your own model: its factory's keys (recorded, so not null) and the batch size
+        own = sorted(k for k, v in values.items() if k not in fields and k != "user" and v is not None)
+        user = values.get("user") or {}
+        own_values = {k: values[k] for k in own} | {k: v for k, v in user.items() if v is not None}
+        batch = values.get("batch_size") or fields["batch_size"].default
+        return " ".join([f"model={model}", *(f"{k}={_norm(v)}".replace(" ", "") for k, v in sorted(own_values.items())),
+                         f"batch_size={_norm(batch)}"])
     parts = []
     for key in ARCH_KEYS:
         if key != "model" and not applies(key, {str(model)}):
@@ -199,7 +207,7 @@ def trial_architectures(space: Space) -> tuple[str, ...]:
     out = []
     for config in configs:
         try:
-            out.append(architecture(space.trial_params(config).model_dump()))
+            out.append(architecture(space.trial_params(config).recorded()))
         except (SweeperError, ValueError):  # a draw the space rejects: the variant's base configuration
             out.append(architecture(space.base_values(config.get(VARIANT))))
     return tuple(out)

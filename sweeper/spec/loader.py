@@ -24,6 +24,7 @@ from sweeper.spec.metrics import METRICS
 from sweeper.spec.params import ARCHITECTURE_KEYS, PARAM_KEYS, TrialFields, check_feasible
 from sweeper.spec.schema import DOMAINS, NAME_PATTERN, SweepSpec
 from sweeper.spec.space import Axis, AxisKind, Space
+from sweeper.spec.usermodels import BUILTIN_MODELS, ModelResolver, UserModel
 
 
 class DuplicateKeyError(yaml.YAMLError):
@@ -93,6 +94,24 @@ def _fields_at(loc: tuple[Any, ...]) -> tuple[str, ...]:
     return tuple(getattr(model, "model_fields", {}))
 
 
+class Keys:
+    """The trial keys a space may name: sweeper's own, and those of the models under its `models:`."""
+
+    def __init__(self, models: dict[str, UserModel]) -> None:
+        self.models = models
+        self.user = {k for m in models.values() for k in m.keys if k not in PARAM_KEYS}
+        self.all: tuple[str, ...] = (*PARAM_KEYS, *sorted(self.user))
+        self.model_names = (*BUILTIN_MODELS, *models)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.all
+
+    def whole(self, key: str) -> bool:
+        if key in self.user:
+            return any(key in m.whole for m in self.models.values() if key in m.keys)
+        return _takes_int(key)
+
+
 def _takes_int(key: str) -> bool:
     """Whether a trial key is whole-numbered (a uniform draw would give it fractions)."""
     try:
@@ -106,18 +125,26 @@ def _takes_int(key: str) -> bool:
     return False
 
 
-def _validate_value(path: Path, where: str, key: str, value: Any) -> None:
-    """One key's value on its own, strictly typed (no "2" for 2, no true for 1, no 32.0 for 32)."""
+def _validate_value(path: Path, where: str, key: str, value: Any, keys: Keys | None = None) -> None:
+    """One key's value on its own, strictly typed (no "2" for 2, no true for 1, no 32.0 for 32). A user model's
+    key is checked against its factory's annotation by run/usercode.py, which imports it."""
+    if keys is not None and key in keys.user:
+        return
+    if key == "model" and keys is not None and isinstance(value, str) and value not in keys.model_names:
+        shown = where if where.startswith("parameters.model") else f"{where}.model"
+        raise SweeperError(f"{path}: key {shown!r}: unknown model "
+                           f"{value!r}{_nearest(value, keys.model_names)}; models are {', '.join(BUILTIN_MODELS)} "
+                           "and the names under `models:`")
     try:
         TrialFields.model_validate({key: value}, strict=True)
     except ValidationError as exc:
         raise SweeperError(f"{path}: {_first_error(exc, (where,), PARAM_KEYS)}") from None
 
 
-def _parse_axis(path: Path, key: str, raw: dict[str, Any]) -> Axis:
+def _parse_axis(path: Path, key: str, raw: dict[str, Any], keys: Keys) -> Axis:
     where = f"parameters.{key}"
     raw = dict(raw)
-    when = parse_when(path, where, key, raw.pop("when")) if "when" in raw else {}
+    when = parse_when(path, where, key, raw.pop("when"), keys.all) if "when" in raw else {}
     if when and not raw:
         raise SweeperError(
             f"{path}: key {where!r}: `when` needs a search domain ({', '.join(DOMAINS)}); a literal applies to every "
@@ -140,15 +167,15 @@ def _parse_axis(path: Path, key: str, raw: dict[str, Any]) -> Axis:
             if len({repr(v) for v in values}) != len(values):
                 raise SweeperError(f"{path}: key {where!r}: values must be distinct, but got {values!r}")
         case AxisKind.UNIFORM | AxisKind.LOGUNIFORM | AxisKind.RANDINT:
-            _check_range(path, where, key, kind, values)
+            _check_range(path, where, key, kind, values, keys)
         case _:
             assert_never(kind)
     for v in values:
-        _validate_value(path, where, key, v)
+        _validate_value(path, where, key, v, keys)
     return Axis(key, kind, list(values), when)
 
 
-def _check_range(path: Path, where: str, key: str, kind: AxisKind, values: list[Any]) -> None:
+def _check_range(path: Path, where: str, key: str, kind: AxisKind, values: list[Any], keys: Keys) -> None:
     """A random draw's [low, high]: two numbers (integers for randint), in order, positive for loguniform, and
     whole-numbered draws (randint) for a key that takes whole numbers."""
     whole = kind == AxisKind.RANDINT
@@ -161,7 +188,7 @@ def _check_range(path: Path, where: str, key: str, kind: AxisKind, values: list[
         raise SweeperError(f"{path}: key {where!r}: `low <= high` must hold, but got (low={low}, high={high})")
     if kind == AxisKind.LOGUNIFORM and low <= 0:
         raise SweeperError(f"{path}: key {where!r}: `low > 0` must hold for loguniform, but got low={low}")
-    if not whole and _takes_int(key):
+    if not whole and keys.whole(key):
         raise SweeperError(
             f"{path}: key {where!r}: {kind} draws fractions but {key!r} takes whole numbers; use randint"
         )
@@ -205,7 +232,7 @@ def _taken(space: Space, ref: str) -> list[Any] | Axis:
             return axis
     values = [v[ref] for v in space.variants.values() if ref in v]
     if not space.variants or any(ref not in v for v in space.variants.values()):
-        values.append(space.literals.get(ref, DEFAULTS[ref]))
+            values.append(space.literals.get(ref, DEFAULTS[ref] if ref in DEFAULTS else space.user_defaults.get(ref)))
     return values
 
 
@@ -231,7 +258,7 @@ def _check_conditions(space: Space) -> None:
                     f"{ref!r} is drawn at random ({ref_axis.kind}); make {ref!r} a grid axis or {axis.key!r} a choice"
                 )
     try:
-        topological([a.key for a in space.axes], {a.key: a.dependencies(keys) for a in space.axes})
+        topological([a.key for a in space.axes], {a.key: a.dependencies(keys, space.key_models) for a in space.axes})
     except ValueError as exc:
         first = str(exc).split(" -> ")[0]
         raise SweeperError(f"{path}: key 'parameters.{first}.when': conditions form a cycle: {exc}") from None
@@ -264,7 +291,7 @@ def _check_repeats(path: Path, where: str, value: Any) -> None:
                            f"but got {value!r}")
 
 
-def _parse_variants(path: Path, raw: list[dict[str, Any]], axes: list[Axis]) -> dict[str, dict[str, Any]]:
+def _parse_variants(path: Path, raw: list[dict[str, Any]], axes: list[Axis], keys: Keys) -> dict[str, dict[str, Any]]:
     variants: dict[str, dict[str, Any]] = {}
     searched = {a.key for a in axes}
     for i, entry in enumerate(raw):
@@ -280,9 +307,9 @@ def _parse_variants(path: Path, raw: list[dict[str, Any]], axes: list[Axis]) -> 
         _check_repeats(path, where, entry.get("repeats", 1))
         values = {k: v for k, v in entry.items() if k not in VARIANT_META}
         for key, value in values.items():
-            if key not in PARAM_KEYS:
-                raise SweeperError(f"{path}: key '{where}.{key}': unknown key{_nearest(key, PARAM_KEYS)}")
-            _validate_value(path, where, key, value)
+            if key not in keys:
+                raise SweeperError(f"{path}: key '{where}.{key}': unknown key{_nearest(key, keys.all)}")
+            _validate_value(path, where, key, value, keys)
         clash = sorted(searched & set(values))
         if clash:
             raise SweeperError(
@@ -315,39 +342,49 @@ def _discrete_options(space: Space) -> list[tuple[str, list[Any]]]:
     drawn = [(a.key, _discrete(a)) for a in space.random_axes]
     options = [(k, v) for k, v in drawn if v is not None]
     if math.prod(len(v) for _, v in options) * len(space.grid_points()) > MAX_CHECKED_TRIALS:
-        options = [(k, v) for k, v in options if k in ARCHITECTURE_KEYS]
+        options = [(k, v) for k, v in options if k in ARCHITECTURE_KEYS or k in space.user_defaults]
     return options
 
 
-def _check_trials(space: Space) -> None:
-    """Every reachable trial must be buildable: each grid point with the discrete draws it may get."""
+def reachable_configs(space: Space) -> list[dict[str, Any]]:
+    """Each grid point with each discrete draw it may get: the trials checked before anything runs (run/usercode.py
+    builds each user model among them)."""
     options = _discrete_options(space)
-    for point in space.grid_points():
-        for combo in itertools.product(*(v for _, v in options)):
-            config = {**point, **dict(zip((k for k, _ in options), combo, strict=True))}
-            try:
-                params = space.trial_params(config)
+    return [{**point, **dict(zip((k for k, _ in options), combo, strict=True))}
+            for point in space.grid_points() for combo in itertools.product(*(v for _, v in options))]
+
+
+def _check_trials(space: Space) -> None:
+    """Every reachable trial must be buildable: each grid point with the discrete draws it may get. The CNN's layer
+    plan is checked here for Fashion-MNIST's 28x28 images; with a data source, run/usercode.py builds every
+    architecture at the data's shape instead."""
+    for config in reachable_configs(space):
+        try:
+            params = space.trial_params(config)
+            if space.data_source is None:
                 check_feasible(params)
-                if params.max_epochs and params.max_epochs > space.spec.epochs:
-                    raise ValueError(f"max_epochs {params.max_epochs} exceeds the sweep's epochs {space.spec.epochs}")
-            except (ValueError, ValidationError) as exc:
-                text = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-                which = f"trial {config}" if config else "parameters"
-                raise SweeperError(f"{space.path}: {which}: {text.removeprefix('Value error, ')}") from None
+            if params.max_epochs and params.max_epochs > space.spec.epochs:
+                raise ValueError(f"max_epochs {params.max_epochs} exceeds the sweep's epochs {space.spec.epochs}")
+        except (ValueError, ValidationError) as exc:
+            text = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+            which = f"trial {config}" if config else "parameters"
+            raise SweeperError(f"{space.path}: {which}: {text.removeprefix('Value error, ')}") from None
 
 
-def load(path: str | Path) -> Space:
-    """Read and validate a search space file; raises SweeperError naming file, key and rule."""
+def load(path: str | Path, models: ModelResolver | None = None) -> Space:
+    """Read and validate a search space file; raises SweeperError naming file, key and rule. `models`: what the
+    space's `models:` factories take (run/usercode.py imports them; spec/usermodels.py's `recorded` reads
+    sweep.json)."""
     path = Path(path)
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise SweeperError(f"{path}: cannot read search space: {reason}") from None
-    return load_text(text, path)
+    return load_text(text, path, models)
 
 
-def load_text(text: str, path: Path) -> Space:
+def load_text(text: str, path: Path, models: ModelResolver | None = None) -> Space:
     """Validate search-space YAML text; `path` names it in errors and gives the default sweep name."""
     try:
         raw = yaml.load(text, Loader=SpaceLoader)
@@ -367,21 +404,25 @@ def load_text(text: str, path: Path) -> Space:
     except ValidationError as exc:
         err_loc = tuple(exc.errors()[0]["loc"])
         raise SweeperError(f"{path}: {_first_error(exc, (), _fields_at(err_loc))}") from None
+    if spec.models and models is None:
+        raise SweeperError(f"{path}: key 'models': your own models are read by the commands that run a sweep "
+                           "(launch, resume, extend, export); this reader cannot import them")
+    keys = Keys(dict(models(spec.models)) if spec.models and models is not None else {})
     literals: dict[str, Any] = {}
     axes: list[Axis] = []
     for key, value in spec.parameters.items():
-        if key not in PARAM_KEYS:
-            raise SweeperError(f"{path}: key 'parameters.{key}': unknown parameter{_nearest(key, PARAM_KEYS)}")
+        if key not in keys:
+            raise SweeperError(f"{path}: key 'parameters.{key}': unknown parameter{_nearest(key, keys.all)}")
         if isinstance(value, dict):
-            axes.append(_parse_axis(path, key, value))
+            axes.append(_parse_axis(path, key, value, keys))
         else:
-            _validate_value(path, "parameters", key, value)
+            _validate_value(path, "parameters", key, value, keys)
             literals[key] = value
-    variants = _parse_variants(path, spec.variants, axes)
+    variants = _parse_variants(path, spec.variants, axes, keys)
     references = {v["name"]: v["reference"] for v in spec.variants if v.get("reference")}
     repeats = {v["name"]: v["repeats"] for v in spec.variants if "repeats" in v}
     space = Space(path=path, spec=spec, text=text, literals=literals, axes=axes, variants=variants,
-                  references=references, variant_repeats=repeats)
+                  references=references, variant_repeats=repeats, models=keys.models)
     _check_search(space)
     _check_conditions(space)
     _check_trials(space)

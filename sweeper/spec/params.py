@@ -8,9 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, PositiveInt, PrivateAttr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    PositiveInt,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+
+from sweeper.spec.usermodels import BUILTIN_MODELS
 
 DEFAULT_LR = {"sgd": 0.01, "adam": 0.001, "adamw": 0.001}
 
@@ -49,7 +61,7 @@ class TrialFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: Literal["logreg", "mlp", "cnn"] = "cnn"  # which builder in sweeper.models.MODELS
+    model: str = "cnn"  # logreg, mlp, cnn (run/training/models.py), or a name the space's `models:` gives
     hidden: list[PositiveInt] = []  # mlp: units of each hidden layer, e.g. [256, 128]
     conv_layers: PositiveInt = 2  # cnn: number of conv-relu layers
     filters: Filters = 32  # cnn: channels of every conv layer, or a list with one per conv layer ([32, 64])
@@ -78,16 +90,34 @@ class TrialFields(BaseModel):
     augment_flip: bool = False  # training only: random horizontal flip of each image
 
 
+    @field_validator("model")
+    @classmethod
+    def _model_name(cls, value: str) -> str:
+        if not value or not value.replace("_", "a").replace("-", "a").isalnum():
+            raise ValueError(f"a model is one of {', '.join(BUILTIN_MODELS)} or a name under `models:`, "
+                             f"but got {value!r}")
+        return value
+
+
 class TrialParams(TrialFields):
     """One trial's whole configuration: the keys plus the rules that tie keys together."""
 
+    # Your own models' keys (spec/usermodels.py): every user key of the space, at its default where not given.
+    user: dict[str, Any] = Field(default={}, exclude=True)  # not in model_dump: recorded() flattens it
     # Searched keys whose `when` did not hold for this trial: they keep their default and are recorded as null.
     _inactive: frozenset[str] = PrivateAttr(default_factory=frozenset)
+    # Which families each family key belongs to, user models included (None: the built-in KEY_MODELS).
+    _key_models: dict[str, set[str]] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _optimizer_options(self) -> TrialParams:
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             raise ValueError("nesterov needs optimizer sgd and momentum > 0")
+        return self
+
+    def in_space(self, key_models: dict[str, set[str]]) -> TrialParams:
+        """These params as a space with user models sees them: their keys apply only to their model."""
+        self._key_models = key_models
         return self
 
     @property
@@ -98,7 +128,14 @@ class TrialParams(TrialFields):
     def inactive(self) -> frozenset[str]:
         """Keys that do not apply to this trial: its model family's (an MLP has no filters) and searched keys
         whose `when` did not hold."""
-        return frozenset(k for k in PARAM_KEYS if not applies(k, {self.model})) | self._inactive
+        keys = (*PARAM_KEYS, *self.user)
+        return frozenset(k for k in keys if not applies(k, {self.model}, self._key_models)) | self._inactive
+
+    def model_keys(self) -> dict[str, Any]:
+        """What a user model's factory is given: the keys of its own (user keys and the family keys it declares)."""
+        families = self._key_models or KEY_MODELS
+        values = self.model_dump() | self.user
+        return {k: values[k] for k, owners in families.items() if self.model in owners and k in values}
 
     def with_inactive(self, keys: set[str] | frozenset[str]) -> TrialParams:
         self._inactive = frozenset(keys)
@@ -107,7 +144,7 @@ class TrialParams(TrialFields):
     def recorded(self) -> dict[str, Any]:
         """Every key as trials.parquet records it: the learning rate resolved, and None for a key that does not
         apply to this trial (see `inactive`)."""
-        values = self.model_dump() | {"lr": self.learning_rate}
+        values = self.model_dump() | self.user | {"lr": self.learning_rate}
         off = self.inactive
         return {k: (None if k in off else v) for k, v in values.items()}
 
@@ -117,12 +154,16 @@ class TrialParams(TrialFields):
         return hashlib.sha1(json.dumps(recorded, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def applies(key: str, models: set[str]) -> bool:
-    """Does `key` change anything for a trial of one of these model families? (Any key does for an unknown set.)"""
-    return key not in KEY_MODELS or not models or bool(KEY_MODELS[key] & models)
+def applies(key: str, models: set[str], key_models: Mapping[str, set[str]] | None = None) -> bool:
+    """Does `key` change anything for a trial of one of these model families? (Any key does for an unknown set.)
+    `key_models`: the space's map with its user models (spec/usermodels.py's key_models); None: the built-in one."""
+    families = KEY_MODELS if key_models is None else key_models
+    return key not in families or not models or bool(families[key] & models)
 
 
-PARAM_KEYS: tuple[str, ...] = tuple(TrialParams.model_fields)
+PARAM_KEYS: tuple[str, ...] = tuple(TrialFields.model_fields)
+# sweeper's training keys: a user model's factory may not take one (it may take a family key, e.g. dropout)
+TRAINING_KEYS: tuple[str, ...] = tuple(k for k in PARAM_KEYS if k not in KEY_MODELS)
 
 
 IMAGE_SIDE = 28
@@ -147,6 +188,7 @@ def cnn_plan(p: TrialParams, side: int = IMAGE_SIDE) -> list[tuple[str, int]]:
     """
     conv_filters(p)  # a per-layer list must match conv_layers
     plan: list[tuple[str, int]] = []
+    input_side = side
     for i in range(1, p.conv_layers + 1):
         if p.kernel_size > side:
             raise ValueError(
@@ -158,7 +200,8 @@ def cnn_plan(p: TrialParams, side: int = IMAGE_SIDE) -> list[tuple[str, int]]:
         if p.pooling != "none" and i % p.pool_every == 0:
             if side < 2:
                 raise ValueError(
-                    f"{p.conv_layers} conv layers with pooling every {p.pool_every} shrink the 28x28 input "
+                    f"{p.conv_layers} conv layers with pooling every {p.pool_every} shrink the "
+                    f"{input_side}x{input_side} input "
                     f"below 2x2 before pool after conv layer {i}"
                 )
             side //= 2

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 from sweeper.spec.metrics import EPOCH_METRICS, Mode, mode_of
+from sweeper.spec.usermodels import BUILTIN_MODELS, REF_PATTERN, valid_ref
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -55,11 +57,20 @@ class ResourcesSpec(BaseModel):
 
 class DataSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    train_subset: PositiveInt | None = None  # images drawn (seeded) from the 48,000 training images
+    source: str | None = Field(None, pattern=REF_PATTERN)  # module:function returning sweeper.Dataset; None: Fashion
+    args: dict[str, Any] = {}  # the source's keyword arguments (checked against its signature)
+    train_subset: PositiveInt | None = None  # rows drawn (seeded) from the training split (Fashion: 48,000 images)
     val_subset: PositiveInt | None = None
     test_subset: PositiveInt | None = None
-    val_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # Keras validation_split: the LAST 20% of train
-    seed: int = 0  # seed of the subset draws
+    val_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # Fashion: Keras validation_split, the LAST 20% of train;
+    # a source without its own val split: a seeded random val_fraction of its train split
+    seed: int = 0  # seed of the subset draws (and of a source's split; passed as `seed` if the source takes it)
+
+    @model_validator(mode="after")
+    def _args_need_source(self) -> DataSpec:
+        if self.args and self.source is None:
+            raise ValueError("args are for a data source; add `source: module:function` (or drop args)")
+        return self
 
 
 class SweepSpec(BaseModel):
@@ -79,8 +90,21 @@ class SweepSpec(BaseModel):
     resources: ResourcesSpec = ResourcesSpec()
     data: DataSpec = DataSpec()
     seed: int = 0  # seed of the random-axis draws, so a sweep samples the same trials again
+    models: dict[str, str] = {}  # your own models: name -> module:function (spec/usermodels.py)
     variants: list[dict[str, Any]] = []
     parameters: dict[str, Any] = {}
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, ref in value.items():
+            if name in BUILTIN_MODELS:
+                raise ValueError(f"{name!r} is a built-in model ({', '.join(BUILTIN_MODELS)}); pick another name")
+            if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name) is None:
+                raise ValueError(f"model name {name!r}: letters, digits, _ and - (not first)")
+            if not valid_ref(ref):
+                raise ValueError(f"model {name!r}: {ref!r} is not module.path:function (e.g. mypkg.nets:widenet)")
+        return value
 
     @field_validator("metric")
     @classmethod

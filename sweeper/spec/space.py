@@ -9,14 +9,16 @@ choice, and a key whose condition fails is not drawn. A variant's keys override 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, assert_never
 
 from sweeper.spec.conditions import DEFAULTS, VARIANT, When, same, topological
-from sweeper.spec.params import KEY_MODELS, TrialParams
+from sweeper.spec.params import KEY_MODELS, PARAM_KEYS, TrialParams
 from sweeper.spec.schema import AxisKind, SweepSpec
+from sweeper.spec.usermodels import UserModel, key_models
 
 __all__ = ["Axis", "AxisKind", "Space"]
 
@@ -54,10 +56,10 @@ class Axis:
                 assert_never(self.kind)
         return number and not isinstance(value, bool) and bool(self.values[0] <= value <= self.values[1])
 
-    def dependencies(self, axis_keys: set[str]) -> set[str]:
+    def dependencies(self, axis_keys: set[str], families: Mapping[str, set[str]] = KEY_MODELS) -> set[str]:
         """The searched keys (of `axis_keys`) this axis's condition reads: its `when` keys, and `model` for a
-        model-family key."""
-        refs = set(self.when) | ({"model"} if self.key in KEY_MODELS else set())
+        model-family key (of `families`: the space's map, its user models' keys included)."""
+        refs = set(self.when) | ({"model"} if self.key in families else set())
         return refs & axis_keys
 
     def describe(self) -> str:
@@ -87,6 +89,7 @@ class Space:
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     references: dict[str, dict[str, float]] = field(default_factory=dict)  # variant -> reported metrics
     variant_repeats: dict[str, int] = field(default_factory=dict)  # a variant's own `repeats` (grid search only)
+    models: dict[str, UserModel] = field(default_factory=dict)  # your own models (spec/usermodels.py)
 
     @property
     def name(self) -> str:
@@ -106,10 +109,28 @@ class Space:
         return [a for a in self.ordered_axes if a.kind != AxisKind.GRID]
 
     @cached_property
+    def key_models(self) -> dict[str, set[str]]:
+        """Which model families each family key belongs to: built-in ones and the user models' keys."""
+        return key_models(KEY_MODELS, self.models)
+
+    @cached_property
+    def user_defaults(self) -> dict[str, Any]:
+        """Every user model's key (not a built-in key a factory also takes) with its default."""
+        out: dict[str, Any] = {}
+        for model in self.models.values():
+            out |= {k: v for k, v in model.keys.items() if k not in PARAM_KEYS and k not in out}
+        return out
+
+    @property
+    def data_source(self) -> str | None:
+        return self.spec.data.source
+
+    @cached_property
     def ordered_axes(self) -> list[Axis]:
         """The axes, each after the keys its condition reads (YAML order otherwise)."""
         keys = {a.key for a in self.axes}
-        order = topological([a.key for a in self.axes], {a.key: a.dependencies(keys) for a in self.axes})
+        order = topological([a.key for a in self.axes],
+                            {a.key: a.dependencies(keys, self.key_models) for a in self.axes})
         by_key = {a.key: a for a in self.axes}
         return [by_key[k] for k in order]
 
@@ -134,8 +155,8 @@ class Space:
     def _conditions(self, key: str) -> When:
         axis = next((a for a in self.axes if a.key == key), None)
         own = dict(axis.when) if axis is not None else {}
-        if key in KEY_MODELS:
-            own["model"] = tuple(sorted(KEY_MODELS[key]))
+        if key in self.key_models:
+            own["model"] = tuple(sorted(self.key_models[key]))
         return own
 
     def _value(self, ref: str, values: dict[str, Any]) -> tuple[bool, Any]:
@@ -145,7 +166,7 @@ class Space:
             return ref == "model" or self.applies(ref, values), values[ref]
         if any(a.key == ref for a in self.axes):
             return False, None  # searched, but off for this trial
-        return True, DEFAULTS[ref]
+        return True, DEFAULTS[ref] if ref in DEFAULTS else self.user_defaults.get(ref)
 
     # -- what runs ------------------------------------------------------------------------------------------
 
@@ -221,5 +242,7 @@ class Space:
             elif axis.when:
                 off.add(axis.key)
         values.pop(VARIANT, None)
-        return TrialParams.model_validate(values).with_inactive(off)
+        user = {k: values.pop(k, default) for k, default in self.user_defaults.items()}
+        params = TrialParams.model_validate(values | {"user": user}).with_inactive(off)
+        return params.in_space(self.key_models) if self.models else params
 

@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.table import Table
 
 from sweeper.spec.cost import STARTUP_S, cost, expected_wall, trial_architectures
-from sweeper.spec.params import KEY_MODELS
 from sweeper.spec.space import Space
 from sweeper.watch.tracker import duration
 
@@ -50,7 +49,7 @@ def _axes(space: Space) -> Table:
     if space.variants:
         table.add_row("variant", f"choice{list(space.variants)}", "")
     for axis in space.ordered_axes:
-        owners = sorted(KEY_MODELS.get(axis.key, ())) if family else []
+        owners = sorted(space.key_models.get(axis.key, ())) if family else []
         conditions = ([f"model={'|'.join(owners)}"] if owners else []) + ([axis.describe_when()] if axis.when else [])
         when = ", ".join(conditions)
         table.add_row(axis.key, axis.describe().split(" when ")[0], when)

@@ -20,6 +20,7 @@ from sweeper.spec.cost import cost
 from sweeper.spec.loader import load_text
 from sweeper.spec.metrics import mode_of
 from sweeper.spec.space import Space
+from sweeper.spec.usermodels import recorded
 from sweeper.store import lock
 from sweeper.store.files import EPOCHS_FILE, SPEC_FILE, STATE_FILE, TRIALS_FILE
 from sweeper.store.parquet import read_rows
@@ -81,7 +82,8 @@ def _space(folder: SweepFolder, sweep_state: dict[str, Any]) -> Space | None:
     """The sweep's search space from its spec.yaml; None if it is missing or no longer valid."""
     try:
         text = folder.read_text(SPEC_FILE)
-        return None if text is None else load_text(text, Path(sweep_state.get("space_file") or SPEC_FILE))
+        shown = Path(sweep_state.get("space_file") or SPEC_FILE)
+        return None if text is None else load_text(text, shown, recorded(sweep_state.get("models")))
     except SweeperError:
         return None
 

@@ -100,7 +100,8 @@ YAML = [
     yaml_case("grid-not-a-list", "parameters: {lr: {grid: 0.1}}\n", "must be a non-empty list, but got 0.1"),
     yaml_case("duplicate-grid-values", "parameters: {filters: {grid: [8, 8]}}\n", "values must be distinct"),
     yaml_case("unknown-model", "parameters: {model: resnet}\n",
-              "key 'parameters.model': Input should be 'logreg', 'mlp' or 'cnn' (got 'resnet')"),
+              "key 'parameters.model': unknown model 'resnet'; models are logreg, mlp, cnn and the names under "
+              "`models:`"),
     yaml_case("unknown-optimizer", "parameters: {optimizer: rmsprop}\n",
               "key 'parameters.optimizer': Input should be 'sgd', 'adam' or 'adamw' (got 'rmsprop')"),
     yaml_case("unknown-model-in-variant", "variants: [{name: a, model: resnet}]\n", "key 'variants[0].model'"),

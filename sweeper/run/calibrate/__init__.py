@@ -8,6 +8,6 @@ A room of its own: it imports the training room (the trial's own code, timed) an
 functions, and nothing of search, driver, session or recovery.
 """
 
-from sweeper.run.calibrate.epochs import timing
+from sweeper.run.calibrate.epochs import DataShape, timing
 
-__all__ = ["timing"]
+__all__ = ["DataShape", "timing"]

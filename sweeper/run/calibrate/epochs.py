@@ -19,10 +19,11 @@ import os
 import platform
 import statistics
 import time
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from sweeper.run.calibrate.load import Load, params_of
+from sweeper.run.calibrate.load import Load, Workload
 from sweeper.run.training.data import cache_dir
 from sweeper.spec.cost import data_sizes, threads, trial_architectures, trials_at_once
 from sweeper.spec.params import TrialParams
@@ -51,8 +52,8 @@ def _torch_version() -> str:
         return "?"
 
 
-def cache_key(arch: str, n_threads: int, at_once: int = 1) -> str:
-    text = json.dumps([arch, _torch_version(), n_threads, machine(), at_once, METHOD])
+def cache_key(arch: str, n_threads: int, at_once: int = 1, extra: list[Any] | None = None) -> str:
+    text = json.dumps([arch, _torch_version(), n_threads, machine(), at_once, METHOD, *(extra or [])])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -75,7 +76,7 @@ def _write_cache(entries: dict[str, Any]) -> None:
         pass
 
 
-def measure(p: TrialParams, n_threads: int) -> dict[str, float]:
+def measure(p: TrialParams, n_threads: int, workload: Workload | None = None) -> dict[str, float]:
     """{train_batch_s, eval_image_s} of one architecture with `n_threads` torch threads.
 
     Times the trial's own code on random images: train_epoch (index gather, loss, backward, step, the running
@@ -84,16 +85,16 @@ def measure(p: TrialParams, n_threads: int) -> dict[str, float]:
     import torch
 
     from sweeper.run.training.loop import EVAL_BATCH, evaluate, make_optimizer, train_epoch
-    from sweeper.run.training.models import build_model
 
+    w = workload or Workload()
     before = torch.get_num_threads()
     torch.set_num_threads(n_threads)
     try:
         gen = torch.Generator().manual_seed(0)
-        model = build_model(p)
+        model = w.build(p)
         opt = make_optimizer(p, model)
-        x = torch.rand(CHUNK * p.batch_size, 1, 28, 28, generator=gen)
-        y = torch.randint(0, 10, (len(x),), generator=gen)
+        x = torch.rand(CHUNK * p.batch_size, *w.shape, generator=gen)
+        y = torch.randint(0, w.k, (len(x),), generator=gen)
         for _ in range(2):  # warm-up
             train_epoch(model, opt, x, y, p.batch_size, gen, p)
         chunks: list[float] = []
@@ -102,8 +103,8 @@ def measure(p: TrialParams, n_threads: int) -> dict[str, float]:
             train_epoch(model, opt, x, y, p.batch_size, gen, p)
             chunks.append(time.perf_counter() - start)
         train_batch_s = statistics.median(chunks) / CHUNK  # the median chunk: a stall elsewhere does not count
-        xe = torch.rand(EVAL_BATCH, 1, 28, 28, generator=gen)
-        ye = torch.randint(0, 10, (EVAL_BATCH,), generator=gen)
+        xe = torch.rand(EVAL_BATCH, *w.shape, generator=gen)
+        ye = torch.randint(0, w.k, (EVAL_BATCH,), generator=gen)
         evaluate(model, xe, ye)  # warm-up
         start = time.perf_counter()
         evaluate(model, xe, ye)
@@ -122,22 +123,25 @@ def local_at_once(space: Space) -> int:
     return trials_at_once(space.spec, os.cpu_count() or 1, space.num_trials)
 
 
-def seconds_per_epoch(space: Space) -> dict[str, float]:
+def seconds_per_epoch(space: Space, data: DataShape | None = None) -> dict[str, float]:
     """Seconds per epoch of each architecture the sweep's trials use, measured here with the sweep's other trials
-    at once as load (or from the cache)."""
+    at once as load (or from the cache). `data`: the loaded data's shape, classes and split sizes (None:
+    Fashion-MNIST's, from the data spec)."""
     n_threads = threads(space.spec.resources.cpu)
     at_once = local_at_once(space)
-    train, val = data_sizes(space.spec.data)
+    train, val = data.sizes if data is not None else data_sizes(space.spec.data)
+    w = Workload(data.shape, data.k, space.models) if data is not None else Workload(models=space.models)
     cache = _read_cache()
     archs = list(dict.fromkeys(trial_architectures(space)))
-    entries = {a: cache.get(cache_key(a, n_threads, at_once)) for a in archs}
+    keys = {a: cache_key(a, n_threads, at_once, w.cache_part(a)) for a in archs}
+    entries = {a: cache.get(keys[a]) for a in archs}
     missing = [a for a, e in entries.items() if not isinstance(e, dict)]
     if missing:
-        with Load(at_once - 1, n_threads) as load:
+        with Load(at_once - 1, n_threads, w) as load:
             for arch in missing:
                 load.train(arch)
-                entries[arch] = measure(params_of(arch), n_threads) | {"architecture": arch, "at_once": at_once}
-        _write_cache({cache_key(a, n_threads, at_once): entries[a] for a in missing})
+                entries[arch] = measure(w.params(arch), n_threads, w) | {"architecture": arch, "at_once": at_once}
+        _write_cache({keys[a]: entries[a] for a in missing})
     out = {}
     for arch, entry in entries.items():
         assert isinstance(entry, dict)
@@ -157,6 +161,15 @@ def local_slots(space: Space, address: str | None = None) -> int:
     return trials_at_once(space.spec, cpus, space.num_trials)
 
 
-def timing(space: Space, address: str | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DataShape:
+    """What an epoch's cost depends on in the data: input shape, classes, (train, validation) rows."""
+
+    shape: tuple[int, ...]
+    k: int
+    sizes: tuple[int, int]
+
+
+def timing(space: Space, address: str | None = None, data: DataShape | None = None) -> dict[str, Any]:
     """What sweep.json keeps for the time model: seconds per epoch per architecture and the trials at once."""
-    return {"seconds_per_epoch": seconds_per_epoch(space), "slots": local_slots(space, address)}
+    return {"seconds_per_epoch": seconds_per_epoch(space, data), "slots": local_slots(space, address)}

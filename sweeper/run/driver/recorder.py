@@ -17,6 +17,7 @@ from ray import tune
 
 from sweeper.run.driver.startup import Startup
 from sweeper.spec.space import Space
+from sweeper.spec.usermodels import code_version
 from sweeper.store.state import read_state, sessions
 from sweeper.store.storage import SweepFolder
 from sweeper.store.trials import StoppedBy, TrialState, ended_of
@@ -93,7 +94,9 @@ class ParquetRecorder(tune.Callback):
         writer = self._writer()
         params = self.space.trial_params(trial.config)
         writer.set_params(trial.trial_id, trial.config.get("variant"), params.recorded())
-        row = writer.trial(trial.trial_id, state=TrialState.RUNNING.value, error=None, config_id=params.config_id())
+        code = {"code": code_version(self.space.models)} if self.space.models else {}  # which version it ran
+        row = writer.trial(trial.trial_id, state=TrialState.RUNNING.value, error=None, config_id=params.config_id(),
+                           **code)
         writer.flush()  # `sweeper status` shows it running now, not only after its first epoch
         if self.progress is not None:
             self.progress.trial_started(row)

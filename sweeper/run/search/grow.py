@@ -10,6 +10,7 @@ an interrupted sweep start over in the extension. Trial ids never collide with r
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections import Counter
 from typing import Any
@@ -83,7 +84,7 @@ def extension_plan(folder: SweepFolder, stored: Space, space: Space) -> tuple[Se
     restart = sorted(r["trial_id"] for r in rows if not ended_of(r).finished)
     offset = len(state.experiments(state.read_state(folder) or {}))
     drawn = space.spec.model_copy(update={"seed": space.spec.seed + offset})  # new draws, not the launch's again
-    space = Space(space.path, drawn, space.text, space.literals, space.axes, space.variants, space.references)
+    space = dataclasses.replace(space, spec=drawn)  # every field kept (variants' repeats, your own models)
     if space.search == "grid":
         trials = missing_grid_trials(space, finished)
         if not trials:

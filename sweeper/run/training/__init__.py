@@ -2,7 +2,12 @@
 runs, is tested and is benchmarked without either.
 
 - `data`: the Fashion-MNIST files (or a torchvision root, or a download), staged, read with numpy and split;
-- `models`: the built-in model families (logreg, mlp, cnn) built from a trial's params;
+- `sources`: `data.source`, a data set of your own (`sweeper.Dataset`): called, checked, split, fingerprinted;
+- `usercode`: your own code named `module.path:function` (models, data sources): imported, its signature read;
+- `models`: the built-in model families (logreg, mlp, cnn) built from a trial's params, and your own through their
+  factories, for the data's input shape and classes;
+- `factories`: `models:` read into a space (each factory's keys and their checks), every reachable architecture
+  built once at the data's shape before anything starts;
 - `augment`: random shifts and flips of a batch, from the trial's own generator;
 - `schedules`: the learning-rate schedules over a trial's budget;
 - `loop`: the per-trial loop (train an epoch, evaluate, report, checkpoint, stop early) and its checkpoints;

@@ -8,6 +8,10 @@ torchvision downloads into the cache (and checks the files' MD5).
 Splits follow the study (Keras `validation_split=0.2`): validation = the LAST 20% of the training file,
 unshuffled; training = the rest; test = the test file. Arrays stay uint8 (N, 28, 28) + int64 labels so the
 driver can put them in Ray's object store once; trials scale to [0, 1] on their own device.
+
+`Splits` is also what a data source of your own gives (`sources`): x of any shape (N, ...), uint8 (images
+0..255, which trials scale to [0, 1]; (N, H, W) gains a channel axis) or float32; y int64 labels 0..K-1; and
+possibly no test split.
 """
 
 from __future__ import annotations
@@ -36,19 +40,42 @@ FILES = (
 IDX_MAGIC = {"images": 2051, "labels": 2049}
 
 
+# Fashion-MNIST's labels 0..9, in order.
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+
+
 @dataclass(frozen=True)
 class Splits:
-    """Train/val/test arrays: x uint8 (N, 28, 28), y int64 (N,)."""
+    """Train/val/test arrays, C-contiguous: x (N, ...) uint8 (images 0..255, which trials scale to [0, 1]) or
+    float32, the same trailing shape in every split; y int64 (N,) labels 0..K-1. `x_test`/`y_test` are None when
+    the data has no test split; `classes` names the K labels where known (Fashion-MNIST's ten)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    classes: tuple[str, ...] | None = None
+
+    @property
+    def num_classes(self) -> int:
+        """K: len(classes) if given, else the largest label over the splits + 1."""
+        if self.classes is not None:
+            return len(self.classes)
+        ys = [y for y in (self.y_train, self.y_val, self.y_test) if y is not None and len(y)]
+        return max(int(y.max()) for y in ys) + 1 if ys else 0
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One example's shape as a model sees it: x's trailing shape, (H, W) uint8 images as (1, H, W)."""
+        shape = tuple(int(d) for d in self.x_train.shape[1:])
+        return (1, *shape) if self.x_train.dtype == np.uint8 and len(shape) == 2 else shape
 
     def sizes(self) -> dict[str, int]:
-        return {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
+        return {"train": len(self.y_train), "val": len(self.y_val),
+                "test": 0 if self.y_test is None else len(self.y_test)}
 
 
 def cache_dir() -> Path:
@@ -213,7 +240,8 @@ def split(arrays: tuple[np.ndarray, ...], spec: DataSpec) -> Splits:
     x_tr, y_tr = _subset(x_file[:cut], y_file[:cut], spec.train_subset, rng, "train_subset")
     x_va, y_va = _subset(x_file[cut:], y_file[cut:], spec.val_subset, rng, "val_subset")
     x_te, y_te = _subset(x_test, y_test, spec.test_subset, rng, "test_subset")
-    return Splits(*(np.ascontiguousarray(a) for a in (x_tr, y_tr, x_va, y_va, x_te, y_te)))
+    x_tr, y_tr, x_va, y_va, x_te, y_te = (np.ascontiguousarray(a) for a in (x_tr, y_tr, x_va, y_va, x_te, y_te))
+    return Splits(x_tr, y_tr, x_va, y_va, x_te, y_te, FASHION_CLASSES)
 
 
 def load(data_dir: str | Path | None, spec: DataSpec) -> Splits:

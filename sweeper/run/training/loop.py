@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from sweeper.run.training.data import Splits
 from sweeper.run.training.models import build_model
 from sweeper.run.training.schedules import make_scheduler, per_batch
 from sweeper.spec.params import TrialParams
+from sweeper.spec.usermodels import UserModel
 
 EVAL_BATCH = 2048
 CHECKPOINT_FILE = "state.pt"  # in each epoch's checkpoint folder
@@ -35,25 +36,39 @@ CHECKPOINT_FILE = "state.pt"  # in each epoch's checkpoint folder
 
 @dataclass
 class Tensors:
-    """A trial's data, scaled to [0, 1], shaped (N, 1, 28, 28), on the trial's device."""
+    """A trial's data on the trial's device: uint8 images scaled to [0, 1] (an (N, H, W) array gains a channel axis,
+    so Fashion-MNIST is (N, 1, 28, 28)), any other input as float32. No test split: x_test and y_test are None."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
+    x_test: torch.Tensor | None
+    y_test: torch.Tensor | None
+    num_classes: int = 10
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
 
     @classmethod
     def from_splits(cls, s: Splits, device: torch.device) -> Tensors:
-        # torch.tensor copies: the arrays come read-only (Ray's object store, or a memory-mapped file)
-        def x(a: Any) -> torch.Tensor:
-            return torch.tensor(a).to(device).unsqueeze(1).float().div_(255.0)
+        return cls(inputs(s.x_train, device), labels(s.y_train, device), inputs(s.x_val, device),
+                   labels(s.y_val, device), None if s.x_test is None else inputs(s.x_test, device),
+                   None if s.y_test is None else labels(s.y_test, device), s.num_classes)
 
-        def y(a: Any) -> torch.Tensor:
-            return torch.tensor(a).to(device=device, dtype=torch.long)
 
-        return cls(x(s.x_train), y(s.y_train), x(s.x_val), y(s.y_val), x(s.x_test), y(s.y_test))
+def inputs(a: Any, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A split's x as a trial trains on it (torch.tensor copies: the arrays come read-only, from Ray's object store
+    or a memory-mapped file): uint8 images to [0, 1], (N, H, W) with a channel axis; anything else as float32."""
+    t = torch.tensor(a).to(device)
+    if t.dtype == torch.uint8:
+        return (t.unsqueeze(1) if t.ndim == 3 else t).float().div_(255.0)
+    return t.float()
+
+
+def labels(a: Any, device: torch.device | str = "cpu") -> torch.Tensor:
+    return torch.tensor(a).to(device=device, dtype=torch.long)
 
 
 @dataclass
@@ -150,16 +165,18 @@ Reporter = Callable[[dict[str, Any], Callable[[Path], None]], None]
 
 
 def train_trial(
-    p: TrialParams, data: Tensors, epochs: int, report: Reporter, restore_from: Path | None = None
+    p: TrialParams, data: Tensors, epochs: int, report: Reporter, restore_from: Path | None = None,
+    models: Mapping[str, UserModel] | None = None,
 ) -> dict[str, Any]:
     """Train for up to `epochs`, calling `report(metrics, save)` after each epoch.
 
-    `save(dir)` writes a checkpoint into dir; `restore_from` (a dir `save` wrote) continues a trial.
-    The last report has `finished=True` and the test metrics; returns that report.
+    `save(dir)` writes a checkpoint into dir; `restore_from` (a dir `save` wrote) continues a trial; `models`: the
+    space's own models (a trial of one is built by its factory). The last report has `finished=True` and the test
+    metrics (none without a test split); returns that report.
     """
     torch.manual_seed(p.seed)
     device = data.y_train.device
-    model = build_model(p).to(device)
+    model = build_model(p, data.input_shape, data.num_classes, models).to(device)
     opt = make_optimizer(p, model)
     epochs = min(epochs, p.max_epochs or epochs)  # the trial's budget: its schedule spans it
     sched = make_scheduler(p, opt, epochs, math.ceil(len(data.y_train) / p.batch_size))
@@ -207,9 +224,10 @@ def train_trial(
             progress.bad_epochs += 1
         early = 0 < p.early_stopping_patience <= progress.bad_epochs
         if early or progress.epoch >= epochs:
-            test_loss, test_acc = evaluate(model, data.x_test, data.y_test)
-            metrics |= {"test_loss": test_loss, "test_accuracy": test_acc, "finished": True,
-                        "early_stopped": early}
+            if data.x_test is not None and data.y_test is not None:
+                metrics |= dict(zip(("test_loss", "test_accuracy"), evaluate(model, data.x_test, data.y_test),
+                                    strict=True))
+            metrics |= {"finished": True, "early_stopped": early}
         report(metrics, save)
         if early:
             break

@@ -1,4 +1,5 @@
-"""MODELS registry: name -> builder(params) -> nn.Module for 1x28x28 images and 10 classes.
+"""MODELS registry: name -> builder(params, input shape, classes) -> nn.Module; your own models through their
+factories (run/training/factories.py). Built-ins default to Fashion-MNIST's 1x28x28 images and 10 classes.
 
 Outputs are logits; CrossEntropyLoss applies the softmax (the study's "output softmax"). With `batch_norm`, a
 conv layer is conv (no bias: the norm's shift replaces it) -> BatchNorm2d -> relu, and a hidden dense layer is
@@ -7,16 +8,23 @@ linear (no bias) -> BatchNorm1d -> relu; without it the layers are built exactly
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from torch import nn
 
+from sweeper.run.training.usercode import resolve
 from sweeper.spec.params import IMAGE_SIDE, TrialParams, cnn_plan, conv_filters
+from sweeper.spec.usermodels import UserModel
 
 NUM_CLASSES = 10
+FASHION_SHAPE = (1, IMAGE_SIDE, IMAGE_SIDE)
 
 
-def _dense_stack(in_features: int, hidden: list[int], dropout: float, batch_norm: bool = False) -> list[nn.Module]:
+def _dense_stack(in_features: int, hidden: list[int], dropout: float, batch_norm: bool = False,
+                 num_classes: int = NUM_CLASSES) -> list[nn.Module]:
     layers: list[nn.Module] = []
     for units in hidden:
         if batch_norm:
@@ -26,26 +34,31 @@ def _dense_stack(in_features: int, hidden: list[int], dropout: float, batch_norm
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         in_features = units
-    layers.append(nn.Linear(in_features, NUM_CLASSES))
+    layers.append(nn.Linear(in_features, num_classes))
     return layers
 
 
-def build_logreg(p: TrialParams) -> nn.Module:
+Shape = tuple[int, ...]
+
+
+def build_logreg(p: TrialParams, shape: Shape = FASHION_SHAPE, k: int = NUM_CLASSES) -> nn.Module:
     """Multinomial logistic regression: flatten -> linear."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(IMAGE_SIDE * IMAGE_SIDE, NUM_CLASSES))
+    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(shape), k))
 
 
-def build_mlp(p: TrialParams) -> nn.Module:
+def build_mlp(p: TrialParams, shape: Shape = FASHION_SHAPE, k: int = NUM_CLASSES) -> nn.Module:
     """flatten -> [linear -> (batch norm) -> relu -> dropout] per hidden layer -> linear."""
-    return nn.Sequential(nn.Flatten(), *_dense_stack(IMAGE_SIDE * IMAGE_SIDE, list(p.hidden), p.dropout,
-                                                     p.batch_norm))
+    return nn.Sequential(nn.Flatten(), *_dense_stack(math.prod(shape), list(p.hidden), p.dropout, p.batch_norm, k))
 
 
-def build_cnn(p: TrialParams) -> nn.Module:
-    """Conv-(batch norm)-relu layers with 2x2 pooling + dropout every `pool_every` layers, flatten, dense head."""
+def build_cnn(p: TrialParams, shape: Shape = FASHION_SHAPE, k: int = NUM_CLASSES) -> nn.Module:
+    """Conv-(batch norm)-relu layers with 2x2 pooling + dropout every `pool_every` layers, flatten, dense head.
+    Takes square images (C, S, S)."""
+    if len(shape) != 3 or shape[1] != shape[2]:
+        raise ValueError(f"the built-in cnn takes square images (C, S, S), but the data's input is {tuple(shape)}")
     layers: list[nn.Module] = []
-    channels = 1
-    plan = cnn_plan(p)
+    channels = shape[0]
+    plan = cnn_plan(p, shape[1])
     widths = iter(conv_filters(p))
     pool = nn.MaxPool2d if p.pooling == "max" else nn.AvgPool2d
     for kind, _ in plan:
@@ -65,17 +78,34 @@ def build_cnn(p: TrialParams) -> nn.Module:
     if p.pooling == "none" and p.dropout > 0:
         layers.append(nn.Dropout(p.dropout))
     side = plan[-1][1]
-    return nn.Sequential(*layers, *_dense_stack(channels * side * side, list(p.dense), p.dropout, p.batch_norm))
+    return nn.Sequential(*layers, *_dense_stack(channels * side * side, list(p.dense), p.dropout, p.batch_norm, k))
 
 
-MODELS: dict[str, Callable[[TrialParams], nn.Module]] = {
+@functools.cache
+def factory(ref: str, roots: tuple[str, ...]) -> Callable[..., Any]:
+    """A user model's factory, imported once per process (a trial's worker imports it again: the spec's folder is
+    put on its sys.path; on a cluster, Ray's runtime_env ships the package)."""
+    return resolve(ref, roots, f"model {ref}")
+
+
+MODELS: dict[str, Callable[[TrialParams, Shape, int], nn.Module]] = {
     "logreg": build_logreg,
     "mlp": build_mlp,
     "cnn": build_cnn,
 }
 
 
-def build_model(p: TrialParams) -> nn.Module:
-    """Build the network a trial's params describe (seeded by the caller)."""
-    return MODELS[p.model](p)
+def build_model(p: TrialParams, shape: Shape = FASHION_SHAPE, k: int = NUM_CLASSES,
+                models: Mapping[str, UserModel] | None = None) -> nn.Module:
+    """Build the network a trial's params describe for inputs of `shape` and `k` classes (seeded by the caller): a
+    built-in family, or the user model of that name (`models`: the space's)."""
+    if p.model in MODELS:
+        return MODELS[p.model](p, tuple(shape), k)
+    if models is None or p.model not in models:
+        raise ValueError(f"model {p.model!r} is neither built in ({', '.join(MODELS)}) nor under `models:`")
+    user = models[p.model]
+    model = factory(user.ref, user.roots)(**p.model_keys(), input_shape=tuple(shape), num_classes=k)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{models[p.model].ref} returned a {type(model).__name__}, not a torch.nn.Module")
+    return model
 

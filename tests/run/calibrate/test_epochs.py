@@ -14,9 +14,11 @@ import pytest
 
 from sweeper.run.calibrate import epochs as calibrate
 from sweeper.run.calibrate import load as loadgen
+from sweeper.run.calibrate.load import Workload
 from sweeper.spec.cost import architecture, trial_architectures
 from sweeper.spec.loader import load
 from sweeper.spec.params import TrialParams
+from sweeper.spec.usermodels import UserModel
 
 SPACE = """
 name: cal
@@ -67,7 +69,14 @@ def test_params_of_an_architecture_round_trips() -> None:
     for p in (TrialParams(model="mlp", hidden=[256, 128]), TrialParams(model="logreg", batch_size=64),
               TrialParams(conv_layers=3, filters=[8, 16, 32], dense=[128], padding="same", batch_norm=True)):
         arch = architecture(p.model_dump())
-        assert architecture(calibrate.params_of(arch).model_dump()) == arch
+        assert architecture(Workload().params(arch).model_dump()) == arch
+
+
+def test_params_of_a_user_models_architecture_puts_its_keys_in_user() -> None:
+    mine = UserModel("mine", "pkg.nets:build", {"width": 8, "act": "relu"}, frozenset({"width"}))
+    p = Workload(models={"mine": mine}).params("model=mine act=gelu width=16 batch_size=64")
+    assert (p.model, p.batch_size, p.user) == ("mine", 64, {"act": "gelu", "width": 16})
+    assert architecture(p.recorded()) == "model=mine act=gelu width=16 batch_size=64"
 
 
 def test_an_epoch_extrapolates_batches_and_evaluated_images() -> None:
