@@ -35,7 +35,9 @@ def __getattr__(name: str) -> Any:
 
 def load_model(path: str | Path) -> torch.nn.Module:
     """The PyTorch model a `sweeper export` folder holds (eval mode, CPU), rebuilt from its model.json and
-    model.safetensors: no pickle, no Ray. A folder that is not a valid export raises sweeper.errors.SweeperError."""
+    model.safetensors: no pickle, no Ray. A built-in model is JSON and weights only; an export of your own model
+    imports and runs your factory's module (model.json names it). A folder that is not a valid export raises
+    sweeper.errors.SweeperError."""
     from sweeper.run.training.export import load_model as load
 
     return load(path)

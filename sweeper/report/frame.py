@@ -286,6 +286,9 @@ def build_report(
             notes.append(sweep.note)
         if sweep.description:
             notes.append(f"{name}: {sweep.description}")
+        if sweep.no_test:
+            notes.append(f"{name}: its data source {sweep.no_test} gives no test split, so there are no test scores "
+                         "(the test columns are empty)")
     if not sweeps:
         raise SweeperError(f"no results: {'; '.join(notes)}")
     metric, mode = sweeps[0].metric, sweeps[0].mode

@@ -47,6 +47,7 @@ class Sweep:
     description: str | None = None  # the search space's own `description`, shown in the header
     cpus: float | None = None  # CPUs (and GPUs) each trial holds (spec.yaml's resources), for its compute
     gpus: float = 0.0
+    no_test: str | None = None  # the data source, when it gives no test split (sweep.json's data_sizes)
     key_models: dict[str, set[str]] = field(default_factory=lambda: {k: set(v) for k, v in KEY_MODELS.items()})
     _epochs: pd.DataFrame | str | None = field(default=None, init=False, repr=False, compare=False)  # or why not
 
@@ -124,7 +125,8 @@ def _attach_spec(sweep: Sweep) -> None:
         if text is None:
             sweep.note = f"{sweep.name}: no {SPEC_FILE} in {sweep.folder}, so no reference numbers"
             return
-        space = load_text(text, Path(where), recorded((read_state(sweep.folder) or {}).get("models")))
+        run_state = read_state(sweep.folder) or {}
+        space = load_text(text, Path(where), recorded(run_state.get("models")))
     except SweeperError as exc:
         sweep.note = f"{sweep.name}: {SPEC_FILE} unusable, so no reference numbers ({exc})"
         return
@@ -132,6 +134,8 @@ def _attach_spec(sweep: Sweep) -> None:
     sweep.description = " ".join(spec.description.split()) if spec.description else None
     sweep.metric, sweep.mode = spec.metric, spec.mode or "max"
     sweep.key_models = space.key_models
+    sizes = run_state.get("data_sizes") or {}
+    sweep.no_test = space.data_source if sizes.get("test", 1) == 0 else None
     sweep.references = {k: {m: v for m, v in ref.items() if v is not None} for k, ref in space.references.items()}
     sweep.variants = list(space.variants)
     sweep.axes = [a.key for a in space.axes]

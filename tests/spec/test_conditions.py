@@ -107,6 +107,15 @@ def test_a_fingerprint_without_the_new_keys_reads_them_as_defaults() -> None:
     assert set(json.loads(SweepSpec().model_dump_json())) >= {"search", "repeats"}
 
 
+def test_a_fingerprint_from_before_your_own_models_and_data_equals_todays() -> None:
+    new = fingerprint(space("epochs: 2\ndata: {train_subset: 100}\nparameters: {model: cnn}\n"))
+    old = {k: v for k, v in new.items() if k != "models"} | {
+        "data": {k: v for k, v in new["data"].items() if k not in ("source", "args")}}  # as 0.1 wrote it
+    assert trial_changes(old, new) == []
+    sourced = fingerprint(space("epochs: 2\ndata: {train_subset: 100, source: p.d:load}\nparameters: {model: cnn}\n"))
+    assert trial_changes(old, sourced) == ["data.source"]
+
+
 def test_shipped_tpe_siblings_load() -> None:
     for name, family in (("cnn_tpe", "cnn"), ("mlp_tpe", "mlp")):
         s = load_text((REPO / "search_spaces" / f"{name}.yaml").read_text(), Path(f"{name}.yaml"))

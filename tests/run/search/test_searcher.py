@@ -43,3 +43,26 @@ def test_history_maps_rows_onto_this_space_and_notes_the_rest(tmp_path: Path) ->
     assert trials[1].state == optuna.trial.TrialState.FAIL
     assert notes == ["trial c: lr=0.5 is outside loguniform(0.001, 0.1)",
                      "trial d: variant 'huge' is not in this space"]
+
+
+def test_tpe_draws_a_user_models_keys_only_for_its_trials(tmp_path: Path) -> None:
+    from sweeper.spec.usermodels import recorded
+
+    widenet = {"widenet": {"ref": "p.nets:widenet", "keys": {"width": 32}, "whole": ["width"]}}
+    text = ("search: {type: tpe, startup_trials: 4}\nnum_samples: 12\nmodels: {widenet: p.nets:widenet}\n"
+            "parameters: {model: {choice: [mlp, widenet]}, width: {randint: [4, 64]}, hidden: {choice: [[8], [16]]}}\n")
+    space = load_text(text, Path("user.yaml"), recorded(widenet))
+    search = SweepSearch(space, sampler(space), space.num_trials, folder_with(tmp_path, []))
+    configs = []
+    for i in range(12):
+        config = search.suggest(f"t{i}")
+        configs.append(config)
+        params = space.trial_params(config)
+        search.on_trial_complete(f"t{i}", {"val_accuracy": 0.5 + 0.01 * params.recorded()["width"] / 64
+                                           if params.model == "widenet" else 0.4, "training_iteration": 1})
+    assert {c["model"] for c in configs} == {"mlp", "widenet"}
+    for config in configs:
+        assert ("width" in config) == (config["model"] == "widenet"), config  # never drawn where off
+        assert ("hidden" in config) == (config["model"] == "mlp"), config
+        recorded_row = space.trial_params(config).recorded()
+        assert (recorded_row["width"] is None) == (config["model"] == "mlp")
