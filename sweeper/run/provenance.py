@@ -15,9 +15,9 @@ from sweeper.spec.space import Space
 from sweeper.spec.usermodels import code_version
 
 
-def facts(space: Space, data_fingerprint: str) -> dict[str, Any]:
-    """sweep.json's record of the code and data a launch starts from."""
-    out: dict[str, Any] = {"data_fingerprint": data_fingerprint}
+def facts(space: Space, data_fingerprint: str, sizes: dict[str, int]) -> dict[str, Any]:
+    """sweep.json's record of the code and data a launch starts from (`sizes`: rows per split, 0 for none)."""
+    out: dict[str, Any] = {"data_fingerprint": data_fingerprint, "data_sizes": sizes}
     if space.models:
         out["models"] = {name: m.as_json() for name, m in space.models.items()}
         out["code_versions"] = [code_version(space.models)]

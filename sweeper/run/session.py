@@ -121,10 +121,16 @@ class Session:
             self.startup.mark("your code")
         data_fingerprint = sources.fingerprint(splits)
         if run_state is None:
-            self.facts = provenance.facts(space, data_fingerprint)
+            self.facts = provenance.facts(space, data_fingerprint, splits.sizes())
         else:
             provenance.check_same(run_state, space, data_fingerprint, self.accept_code, str(self.folder))
-        cluster.join(self.address, self.storage, lambda a: init_ray(a, self.verbose))  # all nodes must see storage
+            run_state["data_sizes"] = splits.sizes()
+        from sweeper.run.driver import shipping
+
+        shipping.runtime_env(space)  # your source trees: refused here, before anything starts, when too big to ship
+        self.startup.space = space  # start_ray ships them to a Ray it starts itself
+        cluster.join(self.address, self.storage, lambda a: init_ray(a, self.verbose, space))  # nodes must see storage
+        shipping.check_nodes(space)  # and every node that runs trials imports your code, this machine's version
         if run_state is not None:
             known = run_state.get("seconds_per_epoch") or {}
             if all(arch in known for arch in trial_architectures(self.space)):

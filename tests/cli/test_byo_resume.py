@@ -154,3 +154,24 @@ def test_changed_data_is_refused_before_anything_is_written(finished: tuple[Path
     assert code == 2, out
     assert "the data from donepkg.data:blobs differs from the data this sweep was launched with" in out, out
     assert tree(runs) == before
+
+
+def test_a_source_without_test_split_leaves_test_columns_null_and_the_report_says_so(
+    tmp_path: Path, drivers: list[Driver]
+) -> None:
+    write_user_code(tmp_path, "notestpkg")
+    data = DATA.replace(", test=(x[cut:], y[cut:])", "")
+    (tmp_path / "notestpkg" / "data.py").write_text(data)
+    (tmp_path / "nt.yaml").write_text(SPACE.format(name="unotest", epochs=1, pkg="notestpkg", rows=400)
+                                      .replace("grid: [1, 2]", "grid: [1]"))
+    runs = tmp_path / "runs"
+    driver = Driver("launch", str(tmp_path / "nt.yaml"), "--storage", str(runs))
+    drivers.append(driver)
+    code, out = driver.wait()
+    assert code == 0, out
+    trials = pd.read_parquet(runs / "unotest" / "trials.parquet")
+    assert len(trials) == 2 and trials.test_accuracy.isna().all() and trials.val_accuracy.notna().all()
+    code, out = Driver("report", "unotest", "--storage", str(runs)).wait()
+    assert code == 0, out
+    assert "its data source notestpkg.data:blobs gives no test split, so there are no test scores" in \
+        " ".join(out.split()), out

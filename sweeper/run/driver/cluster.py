@@ -1,6 +1,7 @@
 """Running on an existing Ray cluster: joining it, and refusing storage that some node cannot see.
 
-`check_visible` runs after the driver joined a cluster and before anything is written to the sweep folder:
+`check_visible` runs after the driver joined a cluster and before anything is written to the sweep folder
+(shipping.py's `check_nodes` then asks the same nodes about your own code):
 a storage path on a disk that some node cannot see would scatter checkpoints and trial logs over node-local
 disks, so it is refused with one line naming the nodes that cannot see it. URIs (`s3://`, `gs://`, any pyarrow
 filesystem) are reached by every node through the network and pass unchecked.
@@ -84,7 +85,8 @@ def alive_nodes() -> list[dict[str, Any]]:
     return [n for n in ray.nodes() if n.get("Alive")]
 
 
-def _client_mode() -> bool:
+def client_mode() -> bool:
+    """Whether this driver is a Ray Client (`ray://`): then it may run on no node of the cluster."""
     try:
         from ray.util.client import ray as client
 
@@ -93,7 +95,8 @@ def _client_mode() -> bool:
         return False
 
 
-def _runs_trials(node: dict[str, Any]) -> bool:
+def runs_trials(node: dict[str, Any]) -> bool:
+    """Whether a node of `ray.nodes()` takes trials (has a CPU or a GPU)."""
     resources = node.get("Resources") or {}
     return resources.get("CPU", 0) > 0 or resources.get("GPU", 0) > 0
 
@@ -142,14 +145,14 @@ def check_visible(storage: Storage, timeout_s: float = CHECK_TIMEOUT_S) -> None:
 
     nodes = alive_nodes()
     root = storage.path.resolve()
-    if len(nodes) == 1 and not _runs_trials(nodes[0]) and not network_filesystem(root):
+    if len(nodes) == 1 and not runs_trials(nodes[0]) and not network_filesystem(root):
         raise SweeperError(
             f"--storage {storage}: {root} is on this machine's own disk, but this cluster's only node runs no "
             f"trials (no CPU or GPU), so its trials will run on nodes that join later and cannot see it: "
             f"use a URI every node reaches (s3://BUCKET/runs, gs://BUCKET/runs) or a shared mount (NFS, EFS, "
             f"Filestore) at the same path on every node"
         )
-    if len(nodes) < 2 and not _client_mode():
+    if len(nodes) < 2 and not client_mode():
         return
     created = [p for p in (root, *root.parents) if not p.exists()]
     try:

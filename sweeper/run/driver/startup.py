@@ -11,9 +11,13 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweeper.errors import SweeperError
+from sweeper.run.driver import shipping
+
+if TYPE_CHECKING:
+    from sweeper.spec.space import Space
 
 _IMPORTED = time.time()  # the fallback clock start where the process's own start time cannot be read
 
@@ -41,6 +45,7 @@ class Startup:
     last: float = 0.0
     tuner_started: float | None = None
     reported: bool = False
+    space: Space | None = None  # whose source trees `start_ray` ships to a Ray it starts (Session.open sets it)
 
     def __post_init__(self) -> None:
         self.last = self.last or self.started
@@ -68,7 +73,10 @@ class Startup:
                 f"epoch {result.get('epoch', 1)} {epoch:.1f} s)")
 
 
-def init_ray(address: str | None, verbose: bool = False) -> None:
+def init_ray(address: str | None, verbose: bool = False, space: Space | None = None) -> None:
+    """Start Ray (`address` None: in this process) or join a cluster, with `space`'s source trees in its
+    runtime_env (shipping.py): every worker of the sweep, on every node, imports them. A Ray already initialised
+    in this process is kept as it is."""
     import ray
 
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -78,8 +86,14 @@ def init_ray(address: str | None, verbose: bool = False) -> None:
                               "log_to_driver": verbose}
     if address:
         kwargs["address"] = address
+    env = shipping.runtime_env(space)  # refused here when too big to ship, before Ray starts
+    if env:
+        kwargs["runtime_env"] = env
     try:
         ray.init(**kwargs)
+    except ray.exceptions.RuntimeEnvSetupError as exc:  # the upload of your packages failed
+        raise SweeperError(f"cannot ship your code ({', '.join(env.get('py_modules', []))}) to Ray: "
+                           f"{str(exc).strip().splitlines()[-1]}") from None
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise SweeperError(f"--address {address}: cannot connect to Ray: {str(exc).splitlines()[0]}") from None
 
@@ -96,9 +110,11 @@ def prefetch_imports() -> threading.Thread:
     return thread
 
 
-def start_ray(address: str | None, verbose: bool, startup: Startup, imports: threading.Thread) -> None:
-    """Start (or join) Ray, then wait for the imports `prefetch_imports` started."""
-    init_ray(address, verbose)
+def start_ray(address: str | None, verbose: bool, startup: Startup, imports: threading.Thread,
+              space: Space | None = None) -> None:
+    """Start (or join) Ray, shipping the source trees of `space` (default: `startup.space`), then wait for the
+    imports `prefetch_imports` started."""
+    init_ray(address, verbose, space if space is not None else startup.space)
     startup.mark("Ray start")
     imports.join()
     startup.mark("imports left after Ray's start")
