@@ -85,43 +85,47 @@ def load_space(path: str | Path, text: str | None = None, shown: Path | None = N
     return space
 
 
+CPU_CHECK_PARAMS = 20_000_000  # up to this many parameters (80 MB) the check runs on the CPU, else on the meta device
+
+
 def check_forward(space: Space, input_shape: tuple[int, ...], num_classes: int) -> dict[str, int]:
-    """Build every reachable architecture once at the data's shape (on the meta device: no memory; on the CPU with
-    two samples where an op has no meta kernel) and check it gives (N, num_classes). Returns each architecture's
-    parameter count. Built-in models are checked too when the data is not Fashion-MNIST."""
+    """Build every reachable architecture once at the data's shape and check it gives (N, num_classes); returns each
+    architecture's parameter count. Built-in models are checked too when the data is not Fashion-MNIST.
+
+    Each is first built on the meta device (no memory, no time) to count its parameters; a model of up to
+    CPU_CHECK_PARAMS then runs a forward pass of two samples on the CPU (milliseconds; any op works there), a bigger
+    one on the meta device (no memory; the first such pass imports torch's symbolic shape machinery, about a
+    second)."""
     import torch
 
     from sweeper.run.training.models import build_model  # torch: only a space with your own code or data gets here
 
+    def forward(p: TrialParams, device: str) -> tuple[Any, int]:
+        with torch.device(device), torch.no_grad():
+            model = build_model(p, input_shape, num_classes, space.models)
+            return model.eval()(torch.zeros(2, *input_shape)), sum(t.numel() for t in model.parameters())
+
     counts: dict[str, int] = {}
-    seen: set[str] = set()
     for config in reachable_configs(space):
         p = space.trial_params(config)
-        if p.model not in space.models and space.data_source is None:
-            continue
         key = repr((p.model, sorted(p.model_keys().items())))
-        if key in seen:
+        if (p.model not in space.models and space.data_source is None) or key in counts:
             continue
-        seen.add(key)
         shown = {k: v for k, v in config.items() if k != "seed"}
-        error = None
-        for device in ("meta", "cpu"):
-            try:
-                with torch.device(device):
-                    model = build_model(p, input_shape, num_classes, space.models)
-                    out = model.eval()(torch.zeros(2, *input_shape))
-                error = None
-                break
-            except Exception as exc:  # noqa: BLE001 - the user's code: reported as one line
-                error = describe_error(exc, _roots(space, p))
-        if error is not None:
+        try:
+            with torch.device("meta"):
+                size = sum(t.numel() for t in build_model(p, input_shape, num_classes, space.models).parameters())
+        except Exception:  # noqa: BLE001 - an init the meta device cannot run: the CPU decides below
+            size = 0
+        try:
+            out, counts[key] = forward(p, "cpu" if size <= CPU_CHECK_PARAMS else "meta")
+        except Exception as exc:  # noqa: BLE001 - the user's code: reported as one line
             raise SweeperError(f"{space.path}: trial {shown}: model {p.model!r} cannot be built for input "
-                               f"{tuple(input_shape)}: {error}")
+                               f"{tuple(input_shape)}: {describe_error(exc, _roots(space, p))}") from None
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise SweeperError(f"{space.path}: trial {shown}: model {p.model!r}: forward on (2, "
                                f"{', '.join(map(str, input_shape))}) gives {got}, expected (2, {num_classes})")
-        counts[key] = sum(t.numel() for t in model.parameters())
     return counts
 
 
