@@ -38,6 +38,6 @@ def load_model(path: str | Path) -> torch.nn.Module:
     model.safetensors: no pickle, no Ray. A built-in model is JSON and weights only; an export of your own model
     imports and runs your factory's module (model.json names it). A folder that is not a valid export raises
     sweeper.errors.SweeperError."""
-    from sweeper.run.training.export import load_model as load
+    from sweeper.run.training.loading import load_model as load
 
     return load(path)

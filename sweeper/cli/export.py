@@ -19,7 +19,7 @@ from sweeper.cli.names import NameArg
 def _code_warnings() -> Iterator[None]:
     """The export's CodeChangedWarning (your model's code differs from its weights') as one `warning:` line each;
     other warnings as Python shows them."""
-    from sweeper.run.training.export import CodeChangedWarning
+    from sweeper.run.training.loading import CodeChangedWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CodeChangedWarning)
@@ -74,7 +74,7 @@ def evaluate(
     """Score an exported model on the test split it was trained against (the same subset, if the sweep used one; a
     data source of your own runs again and must give the data the sweep trained on)."""
     with _code_warnings():
-        from sweeper.run.training.export import evaluate_export
+        from sweeper.run.training.scoring import evaluate_export
 
         score = evaluate_export(folder, data_dir)
     plain(f"test_accuracy {score.test_accuracy!r} ({round(score.test_accuracy * score.images)}/{score.images} "

@@ -266,7 +266,7 @@ LOAD = """\
 import json, sys, warnings
 import sweeper
 from sweeper.errors import SweeperError
-from sweeper.run.training.export import CodeChangedWarning
+from sweeper.run.training.loading import CodeChangedWarning
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     try:

@@ -11,7 +11,12 @@ runs, is tested and is benchmarked without either.
 - `augment`: random shifts and flips of a batch, from the trial's own generator;
 - `schedules`: the learning-rate schedules over a trial's budget;
 - `loop`: the per-trial loop (train an epoch, evaluate, report, checkpoint, stop early) and its checkpoints;
-- `export`: a sweep's best trial as safetensors + json + onnx, loaded back and scored on the test split.
+- `pick`: the trial an export holds (named, or the sweep's best that ran to its end), its last checkpoint read;
+- `card`: the model card, model.json (formats /1 and /2), and an export's file names: built, read back checked;
+- `onnxfile`: a model as model.onnx (for /2 best effort, with why it was left out);
+- `export`: `sweeper export`, a trial's model checked and written as safetensors + json + onnx, atomically;
+- `loading`: an export loaded back (`sweeper.load_model`): your factory imported, the weights fitted strictly;
+- `scoring`: an export scored on the test split its card names (`sweeper evaluate`).
 
 Its modules are imported by path (nothing is re-exported here): importing this package must not import torch, as
 the driver loads the data with `data` and never imports torch.

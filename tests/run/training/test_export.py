@@ -13,7 +13,9 @@ import torch
 
 import sweeper
 from sweeper.errors import SweeperError
-from sweeper.run.training.export import CARD_FILE, FORMAT, ONNX_FILE, WEIGHTS_FILE, load_model, write_export
+from sweeper.run.training.card import CARD_FILE, FORMAT, ONNX_FILE, WEIGHTS_FILE
+from sweeper.run.training.export import write_export
+from sweeper.run.training.loading import load_model
 from sweeper.run.training.models import build_model
 from sweeper.spec.params import TrialParams
 from sweeper.spec.schema import DataSpec
