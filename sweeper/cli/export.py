@@ -78,7 +78,7 @@ def evaluate(
 
         score = evaluate_export(folder, data_dir)
     plain(f"test_accuracy {score.test_accuracy!r} ({round(score.test_accuracy * score.images)}/{score.images} "
-          f"images), test_loss {score.test_loss:.6f}")
+          f"{score.unit}), test_loss {score.test_loss:.6f}")
     if score.recorded is not None:
         same = "the same" if score.recorded == score.test_accuracy else "DIFFERENT"
         plain(f"recorded by the trial: test_accuracy {score.recorded!r} ({same})")

@@ -22,8 +22,9 @@ from sweeper.spec.schema import DataSpec
 class Score:
     test_loss: float
     test_accuracy: float
-    images: int
+    images: int  # examples scored
     recorded: float | None  # the trial's own test accuracy, from model.json
+    unit: str = "images"  # what an example is: images (C, H, W), else samples
 
 
 def evaluate_export(path: str | Path, data_dir: str | None) -> Score:
@@ -42,7 +43,7 @@ def evaluate_export(path: str | Path, data_dir: str | None) -> Score:
     splits = data.load(data_dir, spec) if content["format"] == FORMAT else _data_2(file, content, spec, data_dir)
     x, y = inputs(splits.x_test), labels(splits.y_test)
     loss, accuracy = evaluate(model, x, y)
-    return Score(loss, accuracy, len(y), recorded)
+    return Score(loss, accuracy, len(y), recorded, "images" if x.ndim == 4 else "samples")
 
 
 def _data_2(file: Path, content: dict[str, Any], spec: DataSpec, data_dir: str | None) -> data.Splits:
