@@ -18,10 +18,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 class Driver:
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sweeper", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=env, start_new_session=True, cwd=REPO,
+            env=env, start_new_session=True, cwd=cwd,
         )
 
     def wait(self, timeout: float = 240) -> tuple[int, str]:

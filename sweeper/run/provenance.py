@@ -11,13 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from sweeper.errors import SweeperError
+from sweeper.run.training.usercode import roots_of
 from sweeper.spec.space import Space
 from sweeper.spec.usermodels import code_version
 
 
 def facts(space: Space, data_fingerprint: str, sizes: dict[str, int]) -> dict[str, Any]:
     """sweep.json's record of the code and data a launch starts from (`sizes`: rows per split, 0 for none)."""
-    out: dict[str, Any] = {"data_fingerprint": data_fingerprint, "data_sizes": sizes}
+    out: dict[str, Any] = {"data_fingerprint": data_fingerprint, "data_sizes": sizes,
+                           "space_roots": list(roots_of(space.path))}  # where module paths resolved at launch
     if space.models:
         out["models"] = {name: m.as_json() for name, m in space.models.items()}
         out["code_versions"] = [code_version(space.models)]

@@ -114,7 +114,7 @@ class Session:
         preflight.check(self.space, self.storage, self.address)  # writable storage, resources this machine has
         self.startup.mark("checks")
         space = self.space
-        splits = sources.load(data_dir, space.spec.data, roots_of(space.path), str(space.path))
+        splits = sources.load(data_dir, space.spec.data, data_roots(space, run_state), str(space.path))
         self.startup.mark("data")
         if space.models or space.data_source is not None:
             check_forward(space, splits.input_shape, splits.num_classes)  # every reachable architecture, once
@@ -188,7 +188,20 @@ def load_sweep_space(storage: Storage, name: str) -> tuple[SweepFolder, dict[str
     if spec_text is None:
         raise SweeperError(f"{folder}: sweep {name!r} has no {SPEC_FILE}, so it cannot be resumed")
     original = Path(run_state.get("space_file") or f"{name}.yaml")
-    return folder, run_state, load_space(original, text=spec_text)
+    return folder, run_state, load_space(original, text=spec_text, roots=recorded_roots(run_state))
+
+
+def recorded_roots(run_state: dict[str, Any] | None) -> tuple[str, ...]:
+    """Where a sweep's own code was found at launch (sweep.json): looked in first on resume and extend, so they work
+    from another working directory."""
+    found = list((run_state or {}).get("space_roots") or [])
+    for model in ((run_state or {}).get("models") or {}).values():
+        found += list(model.get("roots") or []) if isinstance(model, dict) else []
+    return tuple(dict.fromkeys(str(r) for r in found))
+
+
+def data_roots(space: Space, run_state: dict[str, Any] | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*recorded_roots(run_state), *roots_of(space.path))))
 
 
 def data_shape(space: Space, splits: Splits) -> calibrate.DataShape | None:

@@ -8,6 +8,7 @@ driver is a real `python -m sweeper` subprocess (tests/drivers.py), killed and r
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 from tests.cli.test_bad_inputs import tree
 from tests.cli.test_resume import ray_reports, wait_for_epochs
-from tests.drivers import Driver
+from tests.drivers import REPO, Driver
 
 pytestmark = pytest.mark.e2e
 
@@ -175,3 +176,24 @@ def test_a_source_without_test_split_leaves_test_columns_null_and_the_report_say
     assert code == 0, out
     assert "its data source notestpkg.data:blobs gives no test split, so there are no test scores" in \
         " ".join(out.split()), out
+
+
+def test_resume_from_another_directory_finds_the_code_and_data_where_launch_found_them(
+    tmp_path: Path, drivers: list[Driver]
+) -> None:
+    write_user_code(tmp_path, "farpkg")
+    (tmp_path / "far.yaml").write_text(SPACE.format(name="ufar", epochs=1, pkg="farpkg", rows=400)
+                                       .replace("grid: [1, 2]", "grid: [1]"))
+    runs = tmp_path / "runs"
+    relative = os.path.relpath(tmp_path / "far.yaml", REPO)  # as a user types it: sweep.json keeps it relative
+    launched = Driver("launch", relative, "--storage", str(runs))
+    drivers.append(launched)
+    code, out = launched.wait()
+    assert code == 0, out
+    assert json.loads((runs / "ufar" / "sweep.json").read_text())["space_file"] == relative
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    resumed = Driver("resume", "ufar", "--storage", str(runs), cwd=elsewhere)
+    drivers.append(resumed)
+    code, out = resumed.wait()
+    assert code == 0, out  # the factory and the data source resolve from the folders recorded at launch

@@ -57,10 +57,10 @@ def check_values(space: Space, signatures: Mapping[str, Signature]) -> None:
                                    f"{name!r}, {space.models[name].ref})")
 
 
-def resolver(space_path: Path, signatures: dict[str, Signature]) -> ModelResolver:
-    """What spec/loader.py asks for a space's `models:`: the factories imported (from the spec's folder, the
-    working directory, the installed packages) and read."""
-    roots = roots_of(space_path)
+def resolver(space_path: Path, signatures: dict[str, Signature], first: tuple[str, ...] = ()) -> ModelResolver:
+    """What spec/loader.py asks for a space's `models:`: the factories imported (from the folders in `first`, the
+    spec's folder, the working directory, the installed packages) and read."""
+    roots = tuple(dict.fromkeys((*first, *roots_of(space_path))))
 
     def resolve_models(wanted: Mapping[str, str]) -> Mapping[str, UserModel]:
         return read_models(wanted, roots, str(space_path), signatures)
@@ -68,9 +68,11 @@ def resolver(space_path: Path, signatures: dict[str, Signature]) -> ModelResolve
     return resolve_models
 
 
-def load_space(path: str | Path, text: str | None = None, shown: Path | None = None) -> Space:
+def load_space(path: str | Path, text: str | None = None, shown: Path | None = None,
+               roots: tuple[str, ...] = ()) -> Space:
     """A search space with its own models read and their values checked: from a file, or from `text` (a sweep's
-    spec.yaml, named `shown` in errors; its models are looked up from the folder `shown` is in)."""
+    spec.yaml, named `shown` in errors; its models are looked up in `roots` first (where they were found at launch),
+    then from the folder `shown` is in and the working directory)."""
     path = Path(path)
     if text is None:
         try:
@@ -80,7 +82,7 @@ def load_space(path: str | Path, text: str | None = None, shown: Path | None = N
             raise SweeperError(f"{path}: cannot read search space: {reason}") from None
     shown = shown or path
     signatures: dict[str, Signature] = {}
-    space = load_text(text, shown, resolver(shown, signatures))
+    space = load_text(text, shown, resolver(shown, signatures, roots))
     check_values(space, signatures)
     return space
 
