@@ -33,8 +33,8 @@ def colour_key(rep: Report) -> str | None:
         return "variant"
     if len(rep.sweeps) > 1:
         return "sweep"
-    for p in ["model", *varied_params(rep)]:
-        if p in t and 1 < t[p].nunique() <= MAX_COLOURS:
+    for p in ["model", *varied_params(rep)]:  # not seed: replicates are not a factor to compare
+        if p != "seed" and p in t and 1 < t[p].nunique() <= MAX_COLOURS:
             return p
     return None
 

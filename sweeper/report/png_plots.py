@@ -154,7 +154,8 @@ def plot_test_accuracy(rep: Report, colours: Colours, path: Path) -> str | None:
     ax.set_xlim(max(0.0, float(values.min()) - 0.05), min(1.0, float(values.max()) + 0.05))
     ns = stats["count"].fillna(0).astype(int)
     ax.set_yticks(ypos, [f"{v} (n={n})" for v, n in zip(labels, ns, strict=True)], fontsize=8)
-    ax.set(xlabel="test accuracy", title="Test accuracy per " + (colours.key or "sweep") + " vs the reference")
+    versus = " vs the reference" if np.isfinite(refs).any() else ""
+    ax.set(xlabel="test accuracy", title="Test accuracy per " + (colours.key or "sweep") + versus)
     ax.legend(fontsize=8, loc="lower right")
     _save(fig, path)
     return None
@@ -244,7 +245,8 @@ def _save(fig: Any, path: Path, tight: bool = True) -> None:
 
 PLOTS = (
     ("learning_curves.png", "val accuracy per epoch, one line a trial", plot_curves),
-    ("test_accuracy.png", "test accuracy per variant against the study's reference", plot_test_accuracy),
+    ("test_accuracy.png", "test accuracy per variant (or model, or varied key), beside the study's reference where "
+     "there is one", plot_test_accuracy),
     ("effects.png", "effect of each varied parameter on the metric, means with 95% intervals", plot_effects),
 )
 
