@@ -121,6 +121,12 @@ TRAIN_FILE_IMAGES = 60_000  # Fashion-MNIST's training file: train + validation
 # (torch import), shutdown. Measured on the shared 2-core dev machine (loaded): a 2-trial, 3-epoch CNN sweep on
 # 2,000 images took 33 s of wall time for about 4 s of packed epochs, so ~28 s.
 STARTUP_S = 28.0
+# What each trial costs besides its epochs' training and evaluation, measured on the same machine with
+# examples/cancer_mlp (150 trials of 60 tiny epochs, 2 at a time): Ray placing the trial in a (reused) worker and the
+# trial's set-up, about 1.3 s of its slot; and per epoch the report with its checkpoint, about 0.024 s (0.047 s of
+# trial wall per 0.023 s epoch). Negligible for Fashion-MNIST's epochs; most of a sweep of small trials.
+TRIAL_START_S = 1.3
+EPOCH_REPORT_S = 0.025
 
 
 def _norm(value: Any) -> Any:
@@ -224,8 +230,9 @@ def pack(works: Sequence[float], slots: int, busy: Sequence[float] = ()) -> floa
 
 
 def expected_wall(c: Cost, archs: Sequence[str], seconds: Mapping[str, float], slots: int,
-                  startup: float = STARTUP_S) -> float:
-    """Seconds a sweep is expected to take: each trial's expected epochs x its architecture's seconds per epoch,
-    packed onto `slots` trials at once, plus the start-up."""
-    works = [c.model.expected(b) * seconds[a] for b, a in zip(c.budgets, archs, strict=True)]
+                  startup: float = STARTUP_S, per_trial: float = TRIAL_START_S,
+                  per_epoch: float = EPOCH_REPORT_S) -> float:
+    """Seconds a sweep is expected to take: each trial's start plus its expected epochs x (its architecture's seconds
+    per epoch + an epoch's report), packed onto `slots` trials at once, plus the start-up."""
+    works = [per_trial + c.model.expected(b) * (seconds[a] + per_epoch) for b, a in zip(c.budgets, archs, strict=True)]
     return startup + pack(works, slots)

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from sweeper.spec.cost import STARTUP_S, cost, expected_wall, trial_architectures
+from sweeper.spec.cost import STARTUP_S, TRIAL_START_S, cost, expected_wall, trial_architectures
 from sweeper.spec.space import Space
 from sweeper.watch.tracker import duration
 
@@ -84,4 +84,4 @@ def print_dry_run(space: Space, console: Console, timing: dict[str, Any] | None 
         wall = expected_wall(c, trial_architectures(space), timing["seconds_per_epoch"], slots)
         at_once = f"{slots} trial{'s' if slots != 1 else ''} at once"
         _plain(console, f"expected wall time about {duration(wall)} on this machine ({at_once}; "
-                        f"including {STARTUP_S:.0f} s to start)")
+                        f"including {STARTUP_S:.0f} s to start and {TRIAL_START_S:g} s a trial)")

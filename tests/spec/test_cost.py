@@ -80,15 +80,20 @@ def test_expected_wall_from_seconds_per_epoch_and_asha(tmp_path: Path) -> None:
     per_trial = c.model.expected(9)  # rungs at 1, 3, 9 of 4 trials: 1 + 2/3 + 6/9 (floor 1/4 at the last)
     assert per_trial == pytest.approx(1 + 2 / 3 + 6 * max(1 / 9, 1 / 4))
     works = [per_trial * seconds[a] for a in archs]
-    assert expected_wall(c, archs, seconds, slots=1, startup=5) == pytest.approx(5 + sum(works))
-    assert expected_wall(c, archs, seconds, slots=4, startup=0) == pytest.approx(max(works))
+    bare = {"per_trial": 0.0, "per_epoch": 0.0}
+    assert expected_wall(c, archs, seconds, slots=1, startup=5, **bare) == pytest.approx(5 + sum(works))
+    assert expected_wall(c, archs, seconds, slots=4, startup=0, **bare) == pytest.approx(max(works))
     # two at once in run order (filters 8, 8, 64, 64): each slot runs a cheap trial, then a dear one
     assert archs == (cheap, cheap, dear, dear)
-    assert expected_wall(c, archs, seconds, slots=2, startup=0) == pytest.approx(per_trial * (1.0 + 10.0))
+    assert expected_wall(c, archs, seconds, slots=2, startup=0, **bare) == pytest.approx(per_trial * (1.0 + 10.0))
+    # each trial's start and each epoch's report count too (what dominates a sweep of many tiny trials)
+    assert expected_wall(c, archs, seconds, slots=1, startup=0, per_trial=2.0, per_epoch=0.5) == \
+        pytest.approx(sum(works) + 4 * 2.0 + 4 * per_trial * 0.5)
 
 
 def test_fifo_packing_by_hand() -> None:
     c = Cost((2, 4, 2), CostModel(), asha=False)
     seconds = {"a": 3.0, "b": 1.0}
     # 2 slots: trial 1 (6 s) | trial 2 (4 s), trial 3 (6 s) after trial 2 -> 10 s
-    assert expected_wall(c, ["a", "b", "a"], seconds, slots=2, startup=1.5) == pytest.approx(11.5)
+    assert expected_wall(c, ["a", "b", "a"], seconds, slots=2, startup=1.5, per_trial=0, per_epoch=0) == \
+        pytest.approx(11.5)
