@@ -114,11 +114,7 @@ class Session:
         preflight.check(self.space, self.storage, self.address)  # writable storage, resources this machine has
         self.startup.mark("checks")
         space = self.space
-        splits = sources.load(data_dir, space.spec.data, data_roots(space, run_state), str(space.path))
-        self.startup.mark("data")
-        if space.models or space.data_source is not None:
-            check_forward(space, splits.input_shape, splits.num_classes)  # every reachable architecture, once
-            self.startup.mark("your code")
+        splits = checked_data(space, data_dir, data_roots(space, run_state), self.startup.mark)
         data_fingerprint = sources.fingerprint(splits)
         if run_state is None:
             self.facts = provenance.facts(space, data_fingerprint, splits.sizes())
@@ -207,17 +203,27 @@ def data_roots(space: Space, run_state: dict[str, Any] | None) -> tuple[str, ...
 def data_shape(space: Space, splits: Splits) -> calibrate.DataShape | None:
     """What the calibration times on: the loaded data's shape, classes and sizes (None: Fashion-MNIST and
     built-in models, timed as always)."""
-    if not space.models and space.data_source is None:
+    if not space.own_code:
         return None
     return calibrate.DataShape(splits.input_shape, splits.num_classes, (len(splits.y_train), len(splits.y_val)))
 
 
-def check_and_time(space: Space, data_dir: str | None) -> dict[str, Any]:
-    """A dry run's checks of your own code and data (loaded, every architecture built) and its time model."""
-    splits = None
-    if space.models or space.data_source is not None:
-        splits = sources.load(data_dir, space.spec.data, roots_of(space.path), str(space.path))
+def checked_data(space: Space, data_dir: str | None, roots: tuple[str, ...],
+                 mark: Callable[[str], Any] = lambda step: None) -> Splits:
+    """The data the trials train on, and with code of the user's own every reachable architecture built once at its
+    shape: what launch, resume, extend and a dry run check before anything starts (`mark`: each step's end)."""
+    splits = sources.load(data_dir, space.spec.data, roots, str(space.path))
+    mark("data")
+    if space.own_code:
         check_forward(space, splits.input_shape, splits.num_classes)
+        mark("your code")
+    return splits
+
+
+def check_and_time(space: Space, data_dir: str | None) -> dict[str, Any]:
+    """A dry run's checks of your own code and data (loaded, every architecture built) and its time model; a space
+    of built-in models on Fashion-MNIST loads no data here."""
+    splits = checked_data(space, data_dir, roots_of(space.path)) if space.own_code else None
     return calibrate.timing(space, None, None if splits is None else data_shape(space, splits))
 
 

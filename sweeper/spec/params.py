@@ -89,7 +89,6 @@ class TrialFields(BaseModel):
     augment_shift: int = Field(0, ge=0, lt=28)  # training only: random shift of each image by up to N pixels
     augment_flip: bool = False  # training only: random horizontal flip of each image
 
-
     @field_validator("model")
     @classmethod
     def _model_name(cls, value: str) -> str:

@@ -125,6 +125,11 @@ class Space:
     def data_source(self) -> str | None:
         return self.spec.data.source
 
+    @property
+    def own_code(self) -> bool:
+        """Whether the space names code of the user's own: models, or a data source."""
+        return bool(self.models) or self.data_source is not None
+
     @cached_property
     def ordered_axes(self) -> list[Axis]:
         """The axes, each after the keys its condition reads (YAML order otherwise)."""

@@ -220,9 +220,11 @@ def load_arrays(data_dir: str | Path | None) -> tuple[np.ndarray, ...]:
     return _raw_arrays(raw)
 
 
-def _subset(
+def subset(
     x: np.ndarray, y: np.ndarray, n: int | None, rng: np.random.Generator, key: str
 ) -> tuple[np.ndarray, ...]:
+    """`n` rows of a split drawn with `rng` (in their order), or all of it; more than it has is an error naming `key`.
+    Fashion-MNIST's split and a data source's (sources.py) share it."""
     if n is not None and n > len(y):
         raise SweeperError(f"data.{key} {n} is more than the {len(y)} images of that split")
     if n is None or n == len(y):
@@ -237,9 +239,9 @@ def split(arrays: tuple[np.ndarray, ...], spec: DataSpec) -> Splits:
     n_val = int(round(len(y_file) * spec.val_fraction))
     cut = len(y_file) - n_val
     rng = np.random.default_rng(spec.seed)
-    x_tr, y_tr = _subset(x_file[:cut], y_file[:cut], spec.train_subset, rng, "train_subset")
-    x_va, y_va = _subset(x_file[cut:], y_file[cut:], spec.val_subset, rng, "val_subset")
-    x_te, y_te = _subset(x_test, y_test, spec.test_subset, rng, "test_subset")
+    x_tr, y_tr = subset(x_file[:cut], y_file[:cut], spec.train_subset, rng, "train_subset")
+    x_va, y_va = subset(x_file[cut:], y_file[cut:], spec.val_subset, rng, "val_subset")
+    x_te, y_te = subset(x_test, y_test, spec.test_subset, rng, "test_subset")
     x_tr, y_tr, x_va, y_va, x_te, y_te = (np.ascontiguousarray(a) for a in (x_tr, y_tr, x_va, y_va, x_te, y_te))
     return Splits(x_tr, y_tr, x_va, y_va, x_te, y_te, FASHION_CLASSES)
 

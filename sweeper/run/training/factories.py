@@ -15,7 +15,7 @@ from typing import Any
 
 from sweeper.errors import SweeperError
 from sweeper.run.training.usercode import Signature, code_hash, describe_error, resolve, roots_of, signature
-from sweeper.spec.loader import load_text, reachable_configs
+from sweeper.spec.loader import load, load_text, reachable_configs
 from sweeper.spec.params import TRAINING_KEYS, TrialParams
 from sweeper.spec.space import Space
 from sweeper.spec.usermodels import FACTORY_RESERVED, ModelResolver, UserModel
@@ -68,21 +68,14 @@ def resolver(space_path: Path, signatures: dict[str, Signature], first: tuple[st
     return resolve_models
 
 
-def load_space(path: str | Path, text: str | None = None, shown: Path | None = None,
-               roots: tuple[str, ...] = ()) -> Space:
-    """A search space with its own models read and their values checked: from a file, or from `text` (a sweep's
-    spec.yaml, named `shown` in errors; its models are looked up in `roots` first (where they were found at launch),
-    then from the folder `shown` is in and the working directory)."""
+def load_space(path: str | Path, text: str | None = None, roots: tuple[str, ...] = ()) -> Space:
+    """A search space with its own models read and their values checked: from the file `path`, or from `text` (a
+    sweep's spec.yaml, named `path` in errors). Its models are looked up in `roots` first (where they were found
+    at launch), then in the folder `path` is in and the working directory."""
     path = Path(path)
-    if text is None:
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise SweeperError(f"{path}: cannot read search space: {reason}") from None
-    shown = shown or path
     signatures: dict[str, Signature] = {}
-    space = load_text(text, shown, resolver(shown, signatures, roots))
+    models = resolver(path, signatures, roots)
+    space = load(path, models) if text is None else load_text(text, path, models)
     check_values(space, signatures)
     return space
 

@@ -194,9 +194,9 @@ def load(data_dir: str | None, spec: DataSpec, roots: tuple[str, ...], where: st
                            "or return Dataset(test=...)")
     rng = np.random.default_rng(spec.seed)
     try:
-        x_tr, y_tr = data._subset(x_tr, y_tr, spec.train_subset, rng, "train_subset")
-        x_va, y_va = data._subset(x_va, y_va, spec.val_subset, rng, "val_subset")
-        x_te, y_te = (data._subset(*splits["test"], spec.test_subset, rng, "test_subset") if "test" in splits
+        x_tr, y_tr = data.subset(x_tr, y_tr, spec.train_subset, rng, "train_subset")
+        x_va, y_va = data.subset(x_va, y_va, spec.val_subset, rng, "val_subset")
+        x_te, y_te = (data.subset(*splits["test"], spec.test_subset, rng, "test_subset") if "test" in splits
                       else (None, None))
     except SweeperError as exc:
         raise SweeperError(f"{where}: {exc}") from None
