@@ -19,12 +19,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sweeper.errors import SweeperError, did_you_mean
-from sweeper.spec.conditions import DEFAULTS, VARIANT, parse_when, same, topological
+from sweeper.spec.conditions import VARIANT, parse_when, same, topological
 from sweeper.spec.metrics import METRICS
 from sweeper.spec.params import ARCHITECTURE_KEYS, PARAM_KEYS, TrialFields, check_feasible
 from sweeper.spec.schema import DOMAINS, NAME_PATTERN, SweepSpec
 from sweeper.spec.space import Axis, AxisKind, Space
-from sweeper.spec.usermodels import BUILTIN_MODELS, ModelResolver, UserModel
+from sweeper.spec.usermodels import BUILTIN_MODELS, TRAINABLE, ModelResolver, UserModel, loop_keys
 
 
 class DuplicateKeyError(yaml.YAMLError):
@@ -95,20 +95,37 @@ def _fields_at(loc: tuple[Any, ...]) -> tuple[str, ...]:
 
 
 class Keys:
-    """The trial keys a space may name: sweeper's own, and those of the models under its `models:`."""
+    """The trial keys a space may name: sweeper's own, and those of the models under its `models:`; with your own
+    loop (`trainable`), its keys instead of sweeper's training keys."""
 
-    def __init__(self, models: dict[str, UserModel]) -> None:
-        self.models = models
+    def __init__(self, models: dict[str, UserModel], trainable: UserModel | None = None) -> None:
+        self.models, self.trainable = models, trainable
         self.user = {k for m in models.values() for k in m.keys if k not in PARAM_KEYS}
-        self.all: tuple[str, ...] = (*PARAM_KEYS, *sorted(self.user))
-        self.model_names = (*BUILTIN_MODELS, *models)
+        if trainable is not None:  # every key the loop declares is its own, even one named like sweeper's
+            self.user |= set(trainable.keys)
+        builtin = PARAM_KEYS if trainable is None else self.loop_builtin()
+        self.all: tuple[str, ...] = (*builtin, *sorted(self.user - set(builtin)))
+        self.model_names = (*BUILTIN_MODELS, *models) if trainable is None else tuple(models)
+
+    def loop_builtin(self) -> tuple[str, ...]:
+        """sweeper's keys that apply with your own loop (before the space exists)."""
+        return loop_keys(self.models, PARAM_KEYS)
 
     def __contains__(self, key: object) -> bool:
         return key in self.all
 
+    def unknown(self, path: Path, where: str, key: str, what: str = "unknown parameter") -> SweeperError:
+        """The error for a key this space does not take."""
+        if self.trainable is not None and key in PARAM_KEYS:
+            return SweeperError(f"{path}: key {where!r}: with `trainable:` only the parameters of "
+                                f"{self.trainable.ref} apply (and {', '.join(self.loop_builtin())}); declare "
+                                f"{key!r} there as a keyword parameter with a default")
+        return SweeperError(f"{path}: key {where!r}: {what}{_nearest(key, self.all)}")
+
     def whole(self, key: str) -> bool:
         if key in self.user:
-            return any(key in m.whole for m in self.models.values() if key in m.keys)
+            owners = [*self.models.values(), *([self.trainable] if self.trainable is not None else [])]
+            return any(key in m.whole for m in owners if key in m.keys)
         return _takes_int(key)
 
 
@@ -232,7 +249,7 @@ def _taken(space: Space, ref: str) -> list[Any] | Axis:
             return axis
     values = [v[ref] for v in space.variants.values() if ref in v]
     if not space.variants or any(ref not in v for v in space.variants.values()):
-            values.append(space.literals.get(ref, DEFAULTS[ref] if ref in DEFAULTS else space.user_defaults.get(ref)))
+            values.append(space.literals.get(ref, space.default_of.get(ref)))
     return values
 
 
@@ -308,7 +325,7 @@ def _parse_variants(path: Path, raw: list[dict[str, Any]], axes: list[Axis], key
         values = {k: v for k, v in entry.items() if k not in VARIANT_META}
         for key, value in values.items():
             if key not in keys:
-                raise SweeperError(f"{path}: key '{where}.{key}': unknown key{_nearest(key, keys.all)}")
+                raise keys.unknown(path, f"{where}.{key}", key, "unknown key")
             _validate_value(path, where, key, value, keys)
         clash = sorted(searched & set(values))
         if clash:
@@ -404,15 +421,19 @@ def load_text(text: str, path: Path, models: ModelResolver | None = None) -> Spa
     except ValidationError as exc:
         err_loc = tuple(exc.errors()[0]["loc"])
         raise SweeperError(f"{path}: {_first_error(exc, (), _fields_at(err_loc))}") from None
-    if spec.models and models is None:
-        raise SweeperError(f"{path}: key 'models': your own models are read by the commands that run a sweep "
-                           "(launch, resume, extend, export); this reader cannot import them")
-    keys = Keys(dict(models(spec.models)) if spec.models and models is not None else {})
+    own = {**spec.models, **({TRAINABLE: spec.trainable} if spec.trainable else {})}
+    if own and models is None:
+        key = "models" if spec.models else "trainable"
+        raise SweeperError(f"{path}: key {key!r}: your own code is read by the commands that run a sweep "
+                           "(launch, resume, extend, export); this reader cannot import it")
+    resolved = dict(models(own)) if own and models is not None else {}
+    trainable = resolved.pop(TRAINABLE, None)
+    keys = Keys(resolved, trainable)
     literals: dict[str, Any] = {}
     axes: list[Axis] = []
     for key, value in spec.parameters.items():
         if key not in keys:
-            raise SweeperError(f"{path}: key 'parameters.{key}': unknown parameter{_nearest(key, keys.all)}")
+            raise keys.unknown(path, f"parameters.{key}", key)
         if isinstance(value, dict):
             axes.append(_parse_axis(path, key, value, keys))
         else:
@@ -422,7 +443,8 @@ def load_text(text: str, path: Path, models: ModelResolver | None = None) -> Spa
     references = {v["name"]: v["reference"] for v in spec.variants if v.get("reference")}
     repeats = {v["name"]: v["repeats"] for v in spec.variants if "repeats" in v}
     space = Space(path=path, spec=spec, text=text, literals=literals, axes=axes, variants=variants,
-                  references=references, variant_repeats=repeats, models=keys.models)
+                  references=references, variant_repeats=repeats, models=keys.models,
+                  trainable=trainable)
     _check_search(space)
     _check_conditions(space)
     _check_trials(space)

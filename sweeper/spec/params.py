@@ -107,6 +107,8 @@ class TrialParams(TrialFields):
     _inactive: frozenset[str] = PrivateAttr(default_factory=frozenset)
     # Which families each family key belongs to, user models included (None: the built-in KEY_MODELS).
     _key_models: dict[str, set[str]] | None = PrivateAttr(default=None)
+    # With your own loop: the only sweeper keys that apply (spec/space.py's loop_builtin); None: sweeper's loop.
+    _loop_keys: frozenset[str] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _optimizer_options(self) -> TrialParams:
@@ -114,9 +116,11 @@ class TrialParams(TrialFields):
             raise ValueError("nesterov needs optimizer sgd and momentum > 0")
         return self
 
-    def in_space(self, key_models: dict[str, set[str]]) -> TrialParams:
-        """These params as a space with user models sees them: their keys apply only to their model."""
+    def in_space(self, key_models: dict[str, set[str]], loop_keys: tuple[str, ...] | None = None) -> TrialParams:
+        """These params as a space with user models sees them: their keys apply only to their model. `loop_keys`:
+        with your own loop, the sweeper keys that still apply (the others are recorded as null)."""
         self._key_models = key_models
+        self._loop_keys = None if loop_keys is None else frozenset(loop_keys)
         return self
 
     @property
@@ -128,7 +132,10 @@ class TrialParams(TrialFields):
         """Keys that do not apply to this trial: its model family's (an MLP has no filters) and searched keys
         whose `when` did not hold."""
         keys = (*PARAM_KEYS, *self.user)
-        return frozenset(k for k in keys if not applies(k, {self.model}, self._key_models)) | self._inactive
+        off = {k for k in keys if not applies(k, {self.model}, self._key_models)}
+        if self._loop_keys is not None:  # your own loop: sweeper's training keys do nothing unless it declares them
+            off |= {k for k in PARAM_KEYS if k not in self._loop_keys and k not in self.user}
+        return frozenset(off) | self._inactive
 
     def model_keys(self) -> dict[str, Any]:
         """What a user model's factory is given: the keys of its own (user keys and the family keys it declares)."""
@@ -143,7 +150,7 @@ class TrialParams(TrialFields):
     def recorded(self) -> dict[str, Any]:
         """Every key as trials.parquet records it: the learning rate resolved, and None for a key that does not
         apply to this trial (see `inactive`)."""
-        values = self.model_dump() | self.user | {"lr": self.learning_rate}
+        values = self.model_dump() | {"lr": self.learning_rate} | self.user  # a loop's own `lr` is its own
         off = self.inactive
         return {k: (None if k in off else v) for k, v in values.items()}
 

@@ -6,9 +6,9 @@ import re
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator, model_validator
 
-from sweeper.spec.metrics import EPOCH_METRICS, Mode, mode_of
+from sweeper.spec.metrics import EPOCH_METRICS, Mode, check_declared, epoch_metrics, mode_of, trial_metrics
 from sweeper.spec.usermodels import BUILTIN_MODELS, REF_PATTERN, valid_ref
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -79,8 +79,9 @@ class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, pattern=NAME_PATTERN)  # sweep folder name; default: file stem
     description: str | None = None  # free text that reports print in their header (findings, intent)
-    metric: str = "val_accuracy"  # one of EPOCH_METRICS
-    mode: Mode = "max"  # default: max for accuracy, min for loss
+    metrics: dict[str, Mode] = {}  # your own loop's metrics beyond the standard six: name -> min or max
+    metric: str = "val_accuracy"  # one of EPOCH_METRICS, or a name under `metrics:`
+    mode: Mode = "max"  # default: the declared metric's mode; max for accuracy, min for loss
     epochs: PositiveInt = 10  # max epochs per trial (ASHA's max_t)
     scheduler: SchedulerSpec = SchedulerSpec()
     search: SearchSpec = SearchSpec()
@@ -91,6 +92,7 @@ class SweepSpec(BaseModel):
     data: DataSpec = DataSpec()
     seed: int = 0  # seed of the random-axis draws, so a sweep samples the same trials again
     models: dict[str, str] = {}  # your own models: name -> module:function (spec/usermodels.py)
+    trainable: str | None = Field(None, pattern=REF_PATTERN)  # your own loop, module:function, train(ctx, **params)
     variants: list[dict[str, Any]] = []
     parameters: dict[str, Any] = {}
 
@@ -106,25 +108,50 @@ class SweepSpec(BaseModel):
                 raise ValueError(f"model {name!r}: {ref!r} is not module.path:function (e.g. mypkg.nets:widenet)")
         return value
 
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: dict[str, Mode]) -> dict[str, Mode]:
+        for name in value:
+            if (why := check_declared(name)) is not None:
+                raise ValueError(why)
+        return value
+
     @field_validator("metric")
     @classmethod
-    def _metric(cls, value: str) -> str:
-        if value not in EPOCH_METRICS:
-            raise ValueError(f"must be one of {', '.join(EPOCH_METRICS)} (reported every epoch), but got {value!r}")
+    def _metric(cls, value: str, info: ValidationInfo) -> str:
+        declared = info.data.get("metrics") or {}
+        if value not in epoch_metrics(declared):
+            extra = f", {', '.join(declared)}" if declared else " or a name under `metrics:`"
+            raise ValueError(f"must be one of {', '.join(EPOCH_METRICS)}{extra} (reported every epoch), but got "
+                             f"{value!r}")
         return value
 
     @model_validator(mode="before")
     @classmethod
     def _default_mode(cls, data: Any) -> Any:
-        """No mode (or null): the one the metric implies."""
+        """No mode (or null): the one the metric implies (a declared metric's own)."""
         if isinstance(data, dict) and data.get("mode") is None:
             metric = data.get("metric", "val_accuracy")
-            data = {**data, "mode": mode_of(metric) if isinstance(metric, str) else "max"}
+            declared = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
+            data = {**data, "mode": mode_of(metric, declared) if isinstance(metric, str) else "max"}
         return data
 
     @model_validator(mode="after")
     def _mode(self) -> SweepSpec:
-        wanted = mode_of(self.metric)
+        if self.metrics and self.trainable is None:
+            raise ValueError("metrics: your own metrics are reported by your own loop; add `trainable: "
+                             "module:function` (or drop metrics)")
+        wanted = mode_of(self.metric, self.metrics)
         if self.mode != wanted:
             raise ValueError(f"mode must be {wanted!r} for metric {self.metric!r}, but got {self.mode!r}")
         return self
+
+    @property
+    def epoch_metrics(self) -> tuple[str, ...]:
+        """The metrics every epoch may report: the standard four and the declared ones."""
+        return epoch_metrics(self.metrics)
+
+    @property
+    def trial_metrics(self) -> tuple[str, ...]:
+        """trials.parquet's metric columns: the standard six, the declared ones and their test counterparts."""
+        return trial_metrics(self.metrics)

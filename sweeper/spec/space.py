@@ -18,7 +18,7 @@ from typing import Any, assert_never
 from sweeper.spec.conditions import DEFAULTS, VARIANT, When, same, topological
 from sweeper.spec.params import KEY_MODELS, PARAM_KEYS, TrialParams
 from sweeper.spec.schema import AxisKind, SweepSpec
-from sweeper.spec.usermodels import UserModel, key_models
+from sweeper.spec.usermodels import TRAINABLE, UserModel, key_models, loop_keys
 
 __all__ = ["Axis", "AxisKind", "Space"]
 
@@ -90,6 +90,7 @@ class Space:
     references: dict[str, dict[str, float]] = field(default_factory=dict)  # variant -> reported metrics
     variant_repeats: dict[str, int] = field(default_factory=dict)  # a variant's own `repeats` (grid search only)
     models: dict[str, UserModel] = field(default_factory=dict)  # your own models (spec/usermodels.py)
+    trainable: UserModel | None = None  # your own training loop (`trainable:`), its keys read like a factory's
 
     @property
     def name(self) -> str:
@@ -115,8 +116,9 @@ class Space:
 
     @cached_property
     def user_defaults(self) -> dict[str, Any]:
-        """Every user model's key (not a built-in key a factory also takes) with its default."""
-        out: dict[str, Any] = {}
+        """Every user model's key (not a built-in key a factory also takes) with its default; with your own loop,
+        every key it declares (one named like sweeper's too: it is the loop's)."""
+        out: dict[str, Any] = dict(self.trainable.keys) if self.trainable is not None else {}
         for model in self.models.values():
             out |= {k: v for k, v in model.keys.items() if k not in PARAM_KEYS and k not in out}
         return out
@@ -127,8 +129,23 @@ class Space:
 
     @property
     def own_code(self) -> bool:
-        """Whether the space names code of the user's own: models, or a data source."""
-        return bool(self.models) or self.data_source is not None
+        """Whether the space names code of the user's own: models, a training loop, or a data source."""
+        return bool(self.models) or self.trainable is not None or self.data_source is not None
+
+    @property
+    def own_models(self) -> dict[str, UserModel]:
+        """The space's own code as sweep.json records it: its models, and its loop under the name TRAINABLE."""
+        return {**self.models, **({TRAINABLE: self.trainable} if self.trainable is not None else {})}
+
+    @cached_property
+    def loop_builtin(self) -> tuple[str, ...]:
+        """With your own loop, sweeper's keys that apply (spec/usermodels.py's loop_keys)."""
+        return loop_keys(self.models, DEFAULTS)
+
+    @cached_property
+    def default_of(self) -> dict[str, Any]:
+        """Each key's default: your own code's where it declares the key, else sweeper's."""
+        return {**DEFAULTS, **self.user_defaults}
 
     @cached_property
     def ordered_axes(self) -> list[Axis]:
@@ -171,7 +188,7 @@ class Space:
             return ref == "model" or self.applies(ref, values), values[ref]
         if any(a.key == ref for a in self.axes):
             return False, None  # searched, but off for this trial
-        return True, DEFAULTS[ref] if ref in DEFAULTS else self.user_defaults.get(ref)
+        return True, self.default_of.get(ref)
 
     # -- what runs ------------------------------------------------------------------------------------------
 
@@ -248,6 +265,10 @@ class Space:
                 off.add(axis.key)
         values.pop(VARIANT, None)
         user = {k: values.pop(k, default) for k, default in self.user_defaults.items()}
+        if self.trainable is not None and len(self.models) == 1:
+            values.setdefault("model", next(iter(self.models)))  # your loop's one factory
         params = TrialParams.model_validate(values | {"user": user}).with_inactive(off)
+        if self.trainable is not None:
+            return params.in_space(self.key_models, self.loop_builtin)
         return params.in_space(self.key_models) if self.models else params
 

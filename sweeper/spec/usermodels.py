@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,11 @@ REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Z
 BUILTIN_MODELS = ("logreg", "mlp", "cnn")
 # Keyword arguments sweeper fills in itself when it calls a factory.
 FACTORY_RESERVED = ("input_shape", "num_classes")
+# The name `trainable:` goes by among the space's own code (what a resolver is asked for, sweep.json's `models`):
+# not a valid model name, so it never collides with one.
+TRAINABLE = "@trainable"
+# sweeper's keys that apply to a trial of your own loop without the loop declaring them.
+LOOP_KEYS = ("seed", "max_epochs")
 
 
 def valid_ref(ref: str) -> bool:
@@ -73,6 +78,14 @@ def code_version(models: Mapping[str, UserModel]) -> str | None:
         return None
     text = "\n".join(f"{m.name}={m.ref}@{m.sha256}" for m in sorted(models.values(), key=lambda m: m.name))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def loop_keys(models: Mapping[str, UserModel], builtin: Iterable[str]) -> tuple[str, ...]:
+    """With your own loop, sweeper's keys (of `builtin`) that apply: the seed, the epoch budget, and with `models:`
+    the model and the family keys its factories declare. The others do nothing and are refused in the YAML."""
+    names = set(builtin)
+    family = sorted({k for m in models.values() for k in m.keys if k in names})
+    return (*LOOP_KEYS, *(("model", *family) if models else ()))
 
 
 def key_models(builtin: Mapping[str, set[str]], models: Mapping[str, UserModel]) -> dict[str, set[str]]:

@@ -54,7 +54,7 @@ def test_spaces_without_models_are_unchanged_and_readers_without_the_code_refuse
     plain = load_text("parameters: {model: mlp, hidden: [8]}\n", Path("p.yaml"))
     assert plain.models == {} and plain.trial_params({}).recorded()["hidden"] == [8]
     assert "user" not in plain.trial_params({}).recorded()
-    with pytest.raises(SweeperError, match="key 'models': your own models are read by the commands"):
+    with pytest.raises(SweeperError, match="key 'models': your own code is read by the commands"):
         load_text(SPACE, Path("s.yaml"))
 
 
