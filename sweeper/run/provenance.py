@@ -20,9 +20,9 @@ def facts(space: Space, data_fingerprint: str, sizes: dict[str, int]) -> dict[st
     """sweep.json's record of the code and data a launch starts from (`sizes`: rows per split, 0 for none)."""
     out: dict[str, Any] = {"data_fingerprint": data_fingerprint, "data_sizes": sizes,
                            "space_roots": list(roots_of(space.path))}  # where module paths resolved at launch
-    if space.models:
-        out["models"] = {name: m.as_json() for name, m in space.models.items()}
-        out["code_versions"] = [code_version(space.models)]
+    if space.own_models:
+        out["models"] = {name: m.as_json() for name, m in space.own_models.items()}
+        out["code_versions"] = [code_version(space.own_models)]
     return out
 
 
@@ -40,7 +40,7 @@ def check_same(run_state: dict[str, Any], space: Space, data_fingerprint: str, a
     run_state["data_fingerprint"] = data_fingerprint
     recorded = run_state.get("models") or {}
     changed = []
-    for name, model in space.models.items():
+    for name, model in space.own_models.items():
         before = recorded.get(name) or {}
         if before.get("sha256") and before["sha256"] != model.sha256:
             files = _changed_files(before, model.files)
@@ -50,10 +50,10 @@ def check_same(run_state: dict[str, Any], space: Space, data_fingerprint: str, a
             f"{where}: your code changed since this sweep ran: {'; '.join(changed)}; its trials would mix two "
             "versions. Restore it, or pass --accept-changed-code (trials.parquet's `code` column then tells them apart)"
         )
-    if space.models:
-        run_state["models"] = {name: m.as_json() for name, m in space.models.items()}
+    if space.own_models:
+        run_state["models"] = {name: m.as_json() for name, m in space.own_models.items()}
         versions = [v for v in run_state.get("code_versions") or [] if isinstance(v, str)]
-        now = code_version(space.models)
+        now = code_version(space.own_models)
         run_state["code_versions"] = versions + ([now] if now and now not in versions else [])
 
 

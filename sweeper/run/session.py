@@ -114,7 +114,7 @@ class Session:
         preflight.check(self.space, self.storage, self.address)  # writable storage, resources this machine has
         self.startup.mark("checks")
         space = self.space
-        splits = checked_data(space, data_dir, data_roots(space, run_state), self.startup.mark)
+        splits, loop_epoch_s = checked_data(space, data_dir, data_roots(space, run_state), self.startup.mark, self.echo)
         data_fingerprint = sources.fingerprint(splits)
         if run_state is None:
             self.facts = provenance.facts(space, data_fingerprint, splits.sizes())
@@ -133,7 +133,7 @@ class Session:
                 return splits
             run_state |= {"seconds_per_epoch": known}  # a grown sweep keeps what was measured for it
         # seconds per epoch (cached), trials at once
-        self.timing = calibrate.timing(self.space, self.address, data_shape(space, splits))
+        self.timing = calibrate.timing(self.space, self.address, data_shape(space, splits), loop_epoch_s)
         if run_state is not None:
             run_state["seconds_per_epoch"] |= self.timing["seconds_per_epoch"]
             run_state.setdefault("slots", self.timing["slots"])
@@ -209,22 +209,35 @@ def data_shape(space: Space, splits: Splits) -> calibrate.DataShape | None:
 
 
 def checked_data(space: Space, data_dir: str | None, roots: tuple[str, ...],
-                 mark: Callable[[str], Any] = lambda step: None) -> Splits:
+                 mark: Callable[[str], Any] = lambda step: None,
+                 echo: Echo | None = None) -> tuple[Splits, float | None]:
     """The data the trials train on, and with code of the user's own every reachable architecture built once at its
-    shape: what launch, resume, extend and a dry run check before anything starts (`mark`: each step's end)."""
+    shape and your loop rehearsed: what launch, resume, extend and a dry run check before anything starts (`mark`:
+    each step's end). Returns the data and, with your own loop, its seconds per epoch at the rehearsal's pace."""
     splits = sources.load(data_dir, space.spec.data, roots, str(space.path))
     mark("data")
+    loop_epoch_s = None
     if space.own_code:
         check_forward(space, splits.input_shape, splits.num_classes)
+        if space.trainable is not None:
+            from sweeper.run.training.rehearsal import check_loop
+
+            seen = check_loop(space, splits)
+            loop_epoch_s = seen.epoch_seconds(splits)
+            for note in seen.notes:
+                if echo is not None:
+                    echo(f"note: {space.trainable.ref}: {note}")
         mark("your code")
-    return splits
+    return splits, loop_epoch_s
 
 
 def check_and_time(space: Space, data_dir: str | None) -> dict[str, Any]:
     """A dry run's checks of your own code and data (loaded, every architecture built) and its time model; a space
     of built-in models on Fashion-MNIST loads no data here."""
-    splits = checked_data(space, data_dir, roots_of(space.path)) if space.own_code else None
-    return calibrate.timing(space, None, None if splits is None else data_shape(space, splits))
+    if not space.own_code:
+        return calibrate.timing(space, None, None)
+    splits, loop_epoch_s = checked_data(space, data_dir, roots_of(space.path))
+    return calibrate.timing(space, None, data_shape(space, splits), loop_epoch_s)
 
 
 def data_folder(data_dir: str | None) -> str | None:

@@ -49,26 +49,37 @@ def ray_trainable(config: dict[str, Any], *, splits: Splits, space: Space, epoch
     node = f"{ray.util.get_node_ip_address()}:{ctx.get_node_id()[:8]}"
     data = Tensors.from_splits(splits, device)
 
-    def report(metrics: dict[str, Any], save: Callable[[Path], None]) -> None:
+    def report(metrics: dict[str, Any], save: Callable[[Path], None] | None) -> None:
+        metrics = {**metrics, "node": node, "device": str(device)}
+        if save is None:
+            tune.report(metrics)
+            return
         with tempfile.TemporaryDirectory() as folder:
             save(Path(folder))
-            tune.report({**metrics, "node": node, "device": str(device)},
-                        checkpoint=tune.Checkpoint.from_directory(folder))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    def run(tensors: Tensors, restore_from: Path | None) -> None:
+        if space.trainable is not None:
+            from sweeper.run.training.ownloop import run_own_loop
+
+            run_own_loop(space, p, tensors, epochs, report, restore_from, splits.classes)
+        else:
+            train_trial(p, tensors, epochs, report, restore_from=restore_from, models=space.models)
 
     checkpoint = tune.get_checkpoint()
     try:
         if checkpoint is None:
-            train_trial(p, data, epochs, report, models=space.models)
+            run(data, None)
         else:
             with checkpoint.as_directory() as folder:
-                train_trial(p, data, epochs, report, restore_from=Path(folder), models=space.models)
+                run(data, Path(folder))
     except Exception as exc:
-        user = space.models.get(p.model)
-        if user is None or type(exc).__module__.startswith("ray"):
+        own = space.trainable or space.models.get(p.model)
+        if own is None or type(exc).__module__.startswith("ray"):
             raise
         from sweeper.run.training.usercode import describe_error
 
-        raise UserCodeError(describe_error(exc, user.roots)) from exc
+        raise UserCodeError(describe_error(exc, own.roots)) from exc
     finally:
         del data
         _free_previous()

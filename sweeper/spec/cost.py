@@ -140,6 +140,9 @@ def _norm(value: Any) -> Any:
         return str(value)
 
 
+LOOP_ARCH = "your loop"  # the architecture of every trial of your own loop: the rehearsal times one epoch
+
+
 def architecture(values: Mapping[str, Any]) -> str:
     """The key of an epoch's cost: the ARCH_KEYS that apply to the trial's model, a missing or null one at its
     default (trials.parquet records a key that does not apply as null)."""
@@ -202,7 +205,10 @@ def _draw(axis: Axis, rng: random.Random) -> Any:
 
 def trial_architectures(space: Space) -> tuple[str, ...]:
     """Each planned trial's architecture, aligned with `budgets(space)`: grid search in run order, random axes
-    drawn (seeded); random and TPE search: `num_trials` seeded draws of the variant and every axis."""
+    drawn (seeded); random and TPE search: `num_trials` seeded draws of the variant and every axis. With your own
+    loop, one for all (its rehearsal timed it)."""
+    if space.trainable is not None:
+        return (LOOP_ARCH,) * space.num_trials
     rng = random.Random(space.spec.seed)
     if space.search == "grid":
         configs = [p | {a.key: _draw(a, rng) for a in space.random_axes} for p in space.grid_trials()]

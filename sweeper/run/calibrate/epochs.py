@@ -25,7 +25,7 @@ from typing import Any
 
 from sweeper.run.calibrate.load import Load, Workload
 from sweeper.run.training.data import cache_dir
-from sweeper.spec.cost import data_sizes, threads, trial_architectures, trials_at_once
+from sweeper.spec.cost import LOOP_ARCH, data_sizes, threads, trial_architectures, trials_at_once
 from sweeper.spec.params import TrialParams
 from sweeper.spec.space import Space
 
@@ -170,6 +170,10 @@ class DataShape:
     sizes: tuple[int, int]
 
 
-def timing(space: Space, address: str | None = None, data: DataShape | None = None) -> dict[str, Any]:
-    """What sweep.json keeps for the time model: seconds per epoch per architecture and the trials at once."""
+def timing(space: Space, address: str | None = None, data: DataShape | None = None,
+           loop_epoch_s: float | None = None) -> dict[str, Any]:
+    """What sweep.json keeps for the time model: seconds per epoch per architecture and the trials at once. With your
+    own loop, `loop_epoch_s` (its rehearsal's pace) is the one architecture's."""
+    if space.trainable is not None:
+        return {"seconds_per_epoch": {LOOP_ARCH: loop_epoch_s or 0.0}, "slots": local_slots(space, address)}
     return {"seconds_per_epoch": seconds_per_epoch(space, data), "slots": local_slots(space, address)}

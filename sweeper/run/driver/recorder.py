@@ -94,7 +94,7 @@ class ParquetRecorder(tune.Callback):
         writer = self._writer()
         params = self.space.trial_params(trial.config)
         writer.set_params(trial.trial_id, trial.config.get("variant"), params.recorded())
-        code = {"code": code_version(self.space.models)} if self.space.models else {}  # which version it ran
+        code = {"code": code_version(self.space.own_models)} if self.space.own_models else {}  # which version it ran
         row = writer.trial(trial.trial_id, state=TrialState.RUNNING.value, error=None, config_id=params.config_id(),
                            **code)
         writer.flush()  # `sweeper status` shows it running now, not only after its first epoch

@@ -82,9 +82,9 @@ class Code:
 
 
 def user_code(space: Space) -> list[Code]:
-    """Every module of yours `space` names, once each: its models' factories, then its data source."""
+    """Every module of yours `space` names, once each: its models' factories and its loop, then its data source."""
     out: dict[str, Code] = {}
-    for model in space.models.values():
+    for model in space.own_models.values():
         code = Code(model.ref, tuple(model.roots) or usercode.roots_of(space.path), model.sha256)
         out.setdefault(code.module, code)
     if space.data_source is not None:

@@ -11,6 +11,9 @@ runs, is tested and is benchmarked without either.
 - `augment`: random shifts and flips of a batch, from the trial's own generator;
 - `schedules`: the learning-rate schedules over a trial's budget;
 - `loop`: the per-trial loop (train an epoch, evaluate, report, checkpoint, stop early) and its checkpoints;
+- `context`: `ctx`, what your own loop (`trainable:`) is called with: data, seed, restore, report, finish;
+- `ownloop`: a trial of your own loop, `train(ctx, **params)`, seeded and ended as the loop left it;
+- `rehearsal`: your loop rehearsed before a sweep starts (stop after epoch 1, restart, epoch 2 follows), timed;
 - `pick`: the trial an export holds (named, or the sweep's best that ran to its end), its last checkpoint read;
 - `card`: the model card, model.json (formats /1 and /2), and an export's file names: built, read back checked;
 - `onnxfile`: a model as model.onnx (for /2 best effort, with why it was left out);

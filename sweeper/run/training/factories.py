@@ -18,7 +18,7 @@ from sweeper.run.training.usercode import Signature, code_hash, describe_error, 
 from sweeper.spec.loader import load, load_text, reachable_configs
 from sweeper.spec.params import TRAINING_KEYS, TrialParams
 from sweeper.spec.space import Space
-from sweeper.spec.usermodels import FACTORY_RESERVED, ModelResolver, UserModel
+from sweeper.spec.usermodels import FACTORY_RESERVED, LOOP_KEYS, TRAINABLE, ModelResolver, UserModel
 
 
 def read_models(wanted: Mapping[str, str], roots: tuple[str, ...], where: str,
@@ -26,9 +26,13 @@ def read_models(wanted: Mapping[str, str], roots: tuple[str, ...], where: str,
     """Import each factory of `models:` and read its keys (their validators into `signatures`)."""
     out = {}
     for name, ref in wanted.items():
-        what = f"{where}: key 'models.{name}'"
+        loop = name == TRAINABLE
+        what = f"{where}: key 'trainable'" if loop else f"{where}: key 'models.{name}'"
         fn = resolve(ref, roots, what)
-        sig = signature(fn, ref, what, FACTORY_RESERVED, refused=TRAINING_KEYS)
+        if loop:  # train(ctx, **params): sweeper's training keys are its own if it declares them
+            sig = signature(fn, ref, what, (), refused=LOOP_KEYS, context=True)
+        else:
+            sig = signature(fn, ref, what, FACTORY_RESERVED, refused=TRAINING_KEYS)
         sha, files, _ = code_hash(ref)
         out[name] = UserModel(name, ref, sig.defaults, sig.whole, sha, files, roots)
         if signatures is not None:
@@ -53,8 +57,9 @@ def check_values(space: Space, signatures: Mapping[str, Signature]) -> None:
     for where, key, value in _values(space):
         for name, sig in signatures.items():
             if key in sig.adapters and (refusal := sig.check(key, value)) is not None:
-                raise SweeperError(f"{space.path}: key {where!r}: {refusal} (got {value!r}; {key!r} of model "
-                                   f"{name!r}, {space.models[name].ref})")
+                owner = f"of {space.trainable.ref}" if name == TRAINABLE and space.trainable else \
+                    f"of model {name!r}, {space.models[name].ref}"
+                raise SweeperError(f"{space.path}: key {where!r}: {refusal} (got {value!r}; {key!r} {owner})")
 
 
 def resolver(space_path: Path, signatures: dict[str, Signature], first: tuple[str, ...] = ()) -> ModelResolver:
@@ -104,8 +109,9 @@ def check_forward(space: Space, input_shape: tuple[int, ...], num_classes: int) 
     for config in reachable_configs(space):
         p = space.trial_params(config)
         key = repr((p.model, sorted(p.model_keys().items())))
-        if (p.model not in space.models and space.data_source is None) or key in counts:
-            continue
+        if (p.model not in space.models and (space.data_source is None or space.trainable is not None)) \
+                or key in counts:
+            continue  # built-in models on Fashion-MNIST were checked long ago; your loop builds its own
         shown = {k: v for k, v in config.items() if k != "seed"}
         try:
             with torch.device("meta"):

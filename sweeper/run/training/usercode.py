@@ -143,13 +143,21 @@ def _takes_whole(adapter: TypeAdapter[Any]) -> bool:
 
 
 def signature(fn: Callable[..., Any], ref: str, what: str, reserved: tuple[str, ...],
-              refused: Iterable[str] = ()) -> Signature:
+              refused: Iterable[str] = (), context: bool = False) -> Signature:
     """Read `fn`'s keyword parameters: each needs a default; `reserved` are filled in by sweeper (and must be taken);
-    `refused` are sweeper's own keys, which the function may not take."""
+    `refused` are sweeper's own keys, which the function may not take; `context`: the first parameter is the
+    context sweeper passes (your own loop's `train(ctx, **params)`)."""
     try:
-        params = inspect.signature(fn).parameters
+        params = dict(inspect.signature(fn).parameters)
     except (TypeError, ValueError) as exc:
         raise SweeperError(f"{what}: cannot read the signature of {ref}: {exc}") from None
+    if context:
+        first = next(iter(params.values()), None)
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        if first is None or first.kind not in positional or first.default is not inspect.Parameter.empty:
+            raise SweeperError(f"{what}: {ref} must take the context first, as train(ctx, **params) (a positional "
+                               "parameter without a default)")
+        params.pop(first.name)
     try:
         hints = typing.get_type_hints(fn, include_extras=True)
     except Exception:  # noqa: BLE001 - an annotation that does not evaluate: fall back to the defaults' types
