@@ -1,7 +1,8 @@
 """Reading and writing a sweep's Parquet files: atomically, from any storage, with pandas or pyarrow alone.
 
-`read_rows` uses pyarrow only (no pandas), so `sweeper status` and `sweeper list` stay light; `read_frame`
-gives reports a pandas frame. A missing or unreadable file is a SweeperError naming it.
+`read_rows` uses pyarrow only (no pandas), so `sweeper status` and `sweeper list` stay light; `read_table` gives
+the ResultsWriter the rows with their column types; `read_frame` gives reports a pandas frame. A missing or
+unreadable file is a SweeperError naming it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def write_rows(folder: SweepFolder, file: str, rows: list[dict[str, Any]], schem
 
 
 def _read(folder: SweepFolder, file: str, columns: list[str] | None) -> pa.Table | None:
-    """The file as an Arrow table; None if it does not exist. ParquetFile, not read_table: the latter goes
+    """The file as an Arrow table; None if it does not exist. ParquetFile, not pq.read_table: the latter goes
     through pyarrow.dataset, which imports pandas."""
     source: Any
     if folder.local:
@@ -59,6 +60,11 @@ def _read(folder: SweepFolder, file: str, columns: list[str] | None) -> pa.Table
         return pf.read(columns=columns)
     except (pa.ArrowException, OSError) as exc:
         raise SweeperError(f"{folder.uri(file)}: not a readable Parquet file: {str(exc).splitlines()[0]}") from None
+
+
+def read_table(folder: SweepFolder, file: str) -> pa.Table | None:
+    """One of the files as an Arrow table, its column types with it (None if it does not exist yet); pyarrow only."""
+    return _read(folder, file, None)
 
 
 def read_rows(folder: SweepFolder, file: str, columns: list[str] | None = None) -> list[dict[str, Any]]:

@@ -6,18 +6,24 @@ before it. Only when rewriting gets expensive (a huge sweep) does it batch: it t
 duration between writes, so writing never takes more than about a tenth of the driver's time; a trial's start
 and end always flush. It starts from the files already in the folder, so a resumed sweep adds to them without
 duplicating a row.
+
+Its metric columns are the standard ones, those of the space's declared metrics (`metrics`: spec/metrics.py's
+epoch_metrics and trial_metrics) and any other metric column the files already hold: a writer built without the
+space (run/recovery.py's, which reconciles and backfills on resume) keeps the declared metrics' columns, their
+values and their type, and fills them from Ray's own result lines too.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from typing import Any
 
-from sweeper.spec.metrics import EPOCH_METRICS
+from sweeper.spec.metrics import Mode, epoch_metrics, trial_metrics
 from sweeper.store.files import EPOCHS_FILE, TRIALS_FILE
-from sweeper.store.parquet import read_rows, write_rows
-from sweeper.store.schema import EPOCH_SCHEMA, TRIAL_SCHEMA, param_columns
+from sweeper.store.parquet import read_table, write_rows
+from sweeper.store.schema import EPOCH_SCHEMA, TRIAL_SCHEMA, epoch_schema, held_metrics, param_columns, trial_schema
 from sweeper.store.storage import SweepFolder
 from sweeper.store.trials import StoppedBy, TrialState
 
@@ -25,7 +31,8 @@ from sweeper.store.trials import StoppedBy, TrialState
 class ResultsWriter:
     """Collects trial and epoch rows in memory and flushes them atomically."""
 
-    def __init__(self, folder: SweepFolder, flush_every_s: float | None = None, session: int = 0) -> None:
+    def __init__(self, folder: SweepFolder, flush_every_s: float | None = None, session: int = 0,
+                 metrics: Mapping[str, Mode] | None = None) -> None:
         self.folder = folder
         self.session = session  # which launch/resume of the sweep wrote a row (0 = the launch)
         self.flush_every_s = flush_every_s  # None: adaptive, 10x the last write's duration
@@ -34,14 +41,30 @@ class ResultsWriter:
         self.epochs: dict[tuple[str, int], dict[str, Any]] = {}
         self._last_flush: float | None = None
         self._dirty = False
+        self.epoch_metrics = epoch_metrics(metrics)  # reported every epoch: epochs.parquet's metric columns
+        self.trial_metrics = trial_metrics(metrics)  # trials.parquet's: those and the test ones, reported at the end
         self._load_existing()
+        self.epoch_schema, self.trial_schema = epoch_schema(self.epoch_metrics), trial_schema(self.trial_metrics)
 
     def _load_existing(self) -> None:
         for name, store in ((TRIALS_FILE, self.trials), (EPOCHS_FILE, self.epochs)):
-            for row in read_rows(self.folder, name):
+            table = read_table(self.folder, name)
+            if table is None:
+                continue
+            if name == EPOCHS_FILE:  # metric columns the files hold that `metrics` did not name: kept
+                self.epoch_metrics = _merged(self.epoch_metrics, held_metrics(table.schema, EPOCH_SCHEMA))
+            else:
+                self.trial_metrics = _merged(self.trial_metrics, held_metrics(table.schema, TRIAL_SCHEMA))
+            for row in table.to_pylist():
                 row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
                 key = (row["trial_id"], int(row["epoch"])) if name == EPOCHS_FILE else row["trial_id"]
                 store[key] = row  # type: ignore[index]
+        self.trial_metrics = _merged(self.trial_metrics, self.epoch_metrics)
+
+    @property
+    def final_metrics(self) -> tuple[str, ...]:
+        """trials.parquet's metrics that are not reported every epoch: the test ones, in a trial's last result."""
+        return tuple(m for m in self.trial_metrics if m not in self.epoch_metrics)
 
     def trial(self, trial_id: str, **fields: Any) -> dict[str, Any]:
         row = self.trials.setdefault(trial_id, {"trial_id": trial_id, "state": TrialState.PENDING.value, "epochs": 0})
@@ -57,19 +80,19 @@ class ResultsWriter:
         epoch = int(result["epoch"])
         self.epochs[(trial_id, epoch)] = {"trial_id": trial_id, "epoch": epoch, "time_s": result.get("time_s"),
                                           "session": self.session, "reported_at": result.get("reported_at"),
-                                          **{m: result.get(m) for m in EPOCH_METRICS}}
+                                          **{m: result.get(m) for m in self.epoch_metrics}}
         self._dirty = True
         return epoch
 
     def add_result(self, trial_id: str, result: dict[str, Any]) -> None:
         """One epoch's report: an epochs row plus the trial row's latest metrics."""
         epoch = self.add_epoch(trial_id, result)
-        fields: dict[str, Any] = {m: result.get(m) for m in EPOCH_METRICS}
+        fields: dict[str, Any] = {m: result.get(m) for m in self.epoch_metrics}
         fields |= {"state": TrialState.RUNNING.value, "epochs": epoch, "node": result.get("node"),
                    "wall_s": result.get("time_total_s"), "restored_from": result.get("restored_from")}
         if result.get("finished"):
-            fields |= {"test_loss": result.get("test_loss"), "test_accuracy": result.get("test_accuracy"),
-                       "stopped_by": StoppedBy.EARLY_STOPPING.value if result.get("early_stopped") else None}
+            fields |= {m: result.get(m) for m in self.final_metrics}
+            fields["stopped_by"] = StoppedBy.EARLY_STOPPING.value if result.get("early_stopped") else None
         self.trial(trial_id, **fields)
         self.maybe_flush()
 
@@ -97,8 +120,12 @@ class ResultsWriter:
             return
         started = time.monotonic()
         epochs = [self.epochs[k] for k in sorted(self.epochs)]
-        write_rows(self.folder, EPOCHS_FILE, epochs, EPOCH_SCHEMA)
-        write_rows(self.folder, TRIALS_FILE, list(self.trials.values()), TRIAL_SCHEMA)
+        write_rows(self.folder, EPOCHS_FILE, epochs, self.epoch_schema)
+        write_rows(self.folder, TRIALS_FILE, list(self.trials.values()), self.trial_schema)
         self._last_flush = time.monotonic()
         self._last_write_s = self._last_flush - started
         self._dirty = False
+
+
+def _merged(names: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*names, *more)))

@@ -76,7 +76,8 @@ class ParquetRecorder(tune.Callback):
     def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
               **info: Any) -> None:
         state = read_state(self.folder) or {}
-        self.writer = ResultsWriter(self.folder, session=max(len(sessions(state)) - 1, 0))
+        self.writer = ResultsWriter(self.folder, session=max(len(sessions(state)) - 1, 0),
+                                    metrics=self.space.spec.metrics)
         if self.progress is not None:
             self.progress.start(self.space, self.folder, list(self.writer.trials.values()))
 
