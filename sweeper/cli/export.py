@@ -55,8 +55,13 @@ def export(
 
         content = run_export(storage_of(storage), name, trial, out, overwrite, data_dir)
     metrics = content["metrics"]
-    shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.endswith("accuracy") and v is not None)
-    plain(f"exported trial {content['trial_id']} of sweep {content['sweep']} to {out} ({shown})")
+    shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()
+                      if isinstance(v, float) and k not in ("epochs",) and not k.startswith("train_"))
+    plain(f"exported trial {content['trial_id']} of sweep {content['sweep']} to {out} ({shown or 'no metrics'})")
+    raw = content.get("raw")
+    if isinstance(raw, dict):
+        plain(f"note: a raw export (model.json + {raw.get('file')}): {raw.get('why')}; `sweeper evaluate` and "
+              "sweeper.load_model cannot score or load it")
     skipped = (content.get("onnx") or {}).get("skipped")
     if skipped:
         plain(f"note: no model.onnx: the ONNX exporter cannot take this model ({skipped}); model.json and "
@@ -80,5 +85,7 @@ def evaluate(
     plain(f"test_accuracy {score.test_accuracy!r} ({round(score.test_accuracy * score.images)}/{score.images} "
           f"{score.unit}), test_loss {score.test_loss:.6f}")
     if score.recorded is not None:
-        same = "the same" if score.recorded == score.test_accuracy else "DIFFERENT"
+        # your own loop may compute it in float32: the same to 1e-6 is the same count of images
+        same = "the same" if score.recorded == score.test_accuracy else \
+            "the same to float32 rounding" if abs(score.recorded - score.test_accuracy) < 1e-6 else "DIFFERENT"
         plain(f"recorded by the trial: test_accuracy {score.recorded!r} ({same})")

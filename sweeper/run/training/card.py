@@ -41,7 +41,9 @@ from sweeper.version import __version__
 CARD_FILE, WEIGHTS_FILE, ONNX_FILE = "model.json", "model.safetensors", "model.onnx"
 FORMAT = "sweeper-model/1"  # a built-in model trained on Fashion-MNIST
 FORMAT_2 = "sweeper-model/2"  # a model of your own, or any model trained on a data source of your own
+FORMAT_RAW = "sweeper-raw/1"  # your own loop's checkpoint as it wrote it: no model sweeper can rebuild
 FORMATS = (FORMAT, FORMAT_2)
+RAW_FILE = "state.pt"  # a raw export's checkpoint
 EXPORT_FILES = (WEIGHTS_FILE, ONNX_FILE, CARD_FILE)  # in the order an --overwrite replaces them
 
 
@@ -101,10 +103,10 @@ def _head(format_: str, folder: SweepFolder, found: Found) -> dict[str, Any]:
             "variant": _number(row.get("variant"))}
 
 
-def _metrics(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The trial's recorded metrics, with its epochs and how it ended."""
-    return {m: _number(row.get(m)) for m in METRICS} | {"epochs": row.get("epochs"), "state": row.get("state"),
-                                                        "stopped_by": _number(row.get("stopped_by"))}
+def _metrics(row: Mapping[str, Any], names: Iterable[str] = METRICS) -> dict[str, Any]:
+    """The trial's recorded metrics (`names`: the sweep's), with its epochs and how it ended."""
+    return {m: _number(row.get(m)) for m in names} | {"epochs": row.get("epochs"), "state": row.get("state"),
+                                                      "stopped_by": _number(row.get("stopped_by"))}
 
 
 def card(folder: SweepFolder, space: Space, found: Found) -> dict[str, Any]:
@@ -139,7 +141,7 @@ def card_2(folder: SweepFolder, space: Space, found: Found, facts: DataFacts) ->
         "num_classes": facts.num_classes,
         "classes": list(facts.classes),
         "output": "logits (softmax gives class probabilities)",
-        "metrics": _metrics(row),
+        "metrics": _metrics(row, space.spec.trial_metrics),
         "data": space.spec.data.model_dump(mode="json"),
         "data_fingerprint": facts.fingerprint,
         "checkpoint": found.checkpoint,
@@ -150,6 +152,24 @@ def card_2(folder: SweepFolder, space: Space, found: Found, facts: DataFacts) ->
     if isinstance(row.get("code"), str):
         content["code_version"] = row["code"]
     return content
+
+
+def card_raw(folder: SweepFolder, space: Space, found: Found, why: str) -> dict[str, Any]:
+    """model.json's content for a raw export: your loop's checkpoint copied as it wrote it (`why`: why no model
+    could be rebuilt from it)."""
+    own = space.trainable
+    assert own is not None
+    row = found.row
+    return _head(FORMAT_RAW, folder, found) | {
+        "trainable": {"ref": own.ref, "sha256": own.sha256, "files": list(own.files)},
+        "params": _jsonable(found.params.recorded()),
+        "metrics": _metrics(row, space.spec.trial_metrics),
+        "data": space.spec.data.model_dump(mode="json"),
+        "checkpoint": found.checkpoint,
+        "raw": {"file": RAW_FILE, "why": why,
+                "load": f"torch.load('{RAW_FILE}', weights_only=True) gives {{'user': your checkpoint dict, "
+                        "'sweeper': {'epoch', 'rng', 'metrics'}}"},
+    } | ({"code_version": row["code"]} if isinstance(row.get("code"), str) else {})
 
 
 def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -170,6 +190,10 @@ def read_card(path: str | Path) -> dict[str, Any]:
                            ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SweeperError(f"{file}: not a readable model card: {exc}") from None
+    if isinstance(content, dict) and content.get("format") == FORMAT_RAW:
+        why = (content.get("raw") or {}).get("why") if isinstance(content.get("raw"), dict) else None
+        raise SweeperError(f"{file}: a raw export of your own loop's checkpoint ({RAW_FILE}), not a model sweeper can "
+                           f"rebuild: {why or 'no model factory'}; load {RAW_FILE} with torch.load(weights_only=True)")
     if not isinstance(content, dict) or content.get("format") not in FORMATS:
         raise SweeperError(f"{file}: not a sweeper model card: key 'format' must be {FORMAT!r} or {FORMAT_2!r}")
     for key in ("params", "data"):

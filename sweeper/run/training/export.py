@@ -24,16 +24,19 @@ from sweeper.run.training.card import (
     FORMAT,
     FORMAT_2,
     ONNX_FILE,
+    RAW_FILE,
     WEIGHTS_FILE,
     card,
     card_2,
+    card_raw,
     data_facts,
 )
 from sweeper.run.training.loading import CodeChangedWarning, code_changed, fit, fitted_builtin
 from sweeper.run.training.models import build_model
 from sweeper.run.training.onnxfile import export_onnx, export_onnx_2
-from sweeper.run.training.pick import find_trial_and_state
+from sweeper.run.training.pick import Found, find_trial_and_state
 from sweeper.spec.params import TrialParams
+from sweeper.spec.space import Space
 from sweeper.spec.usermodels import UserModel
 from sweeper.store.storage import Storage
 
@@ -55,6 +58,12 @@ def export(storage: Storage, name: str, trial_id: str | None, out: Path, overwri
     folder, run_state, space, found = find_trial_and_state(storage, name, trial_id)
     where = folder.uri(found.checkpoint)
     user = space.models.get(found.params.model)
+    if space.trainable is not None and (why := _not_rebuildable(space, found)) is not None:
+        content = card_raw(folder, space, found, why)
+        write_raw(out, found.raw, content)
+        return content
+    if found.weights is None:  # only your loop's checkpoint may lack weights (handled above)
+        raise SweeperError(f"{where}: the checkpoint holds no model weights")
     if user is None and space.data_source is None:
         model = fitted_builtin(found.params, found.weights, where)
         content = card(folder, space, found)
@@ -69,6 +78,38 @@ def export(storage: Storage, name: str, trial_id: str | None, out: Path, overwri
                           stacklevel=2)
     write_export(out, model.eval(), content)
     return content
+
+
+def _not_rebuildable(space: Space, found: Found) -> str | None:
+    """Why your loop's trial cannot be exported as a model (None: it can, through its factory)."""
+    if found.params.model not in space.models:
+        return ("the space names no model factory (`models:`): sweeper cannot rebuild the network your loop built; "
+                "build it with ctx.build_model() from a factory under `models:` to export it as a model")
+    if found.weights is None:
+        return ("the checkpoint holds no 'model' state dict: report checkpoint={'model': model.state_dict(), ...} "
+                "to export it as a model")
+    return None
+
+
+def write_raw(out: Path, raw: bytes, content: dict[str, Any]) -> None:
+    """A raw export: the checkpoint and its card, written into a folder beside `out` that then takes its place."""
+    _check_out(out, overwrite=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.export-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        (tmp / RAW_FILE).write_bytes(raw)
+        (tmp / CARD_FILE).write_text(json.dumps(content, indent=2) + "\n")
+        if out.is_dir():
+            for name in (*EXPORT_FILES, RAW_FILE):
+                (out / name).unlink(missing_ok=True)
+            for name in (RAW_FILE, CARD_FILE):
+                os.replace(tmp / name, out / name)
+        else:
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _build_2(p: TrialParams, shape: tuple[int, ...], k: int, models: Mapping[str, UserModel],

@@ -38,7 +38,8 @@ class Found:
     row: dict[str, Any]
     params: TrialParams
     checkpoint: str  # path of state.pt, relative to the sweep folder
-    weights: dict[str, torch.Tensor]
+    weights: dict[str, torch.Tensor] | None  # None: your loop's checkpoint holds no "model" state dict
+    raw: bytes = b""  # your own loop's state.pt as written (a raw export copies it)
 
 
 def _listing(folder: SweepFolder, sub: str) -> list[str]:
@@ -99,7 +100,12 @@ def _load_found(folder: SweepFolder, space: Space, row: dict[str, Any], trial_di
         raise SweeperError(f"{folder.uri(checkpoint)}: checkpoint vanished while reading")
     try:
         saved = load_checkpoint(io.BytesIO(data))
-        weights, progress = saved["model"], Progress.of(saved["progress"])
+        if space.trainable is not None:  # your own loop's: {"user": your dict, "sweeper": its envelope}
+            own = saved["user"].get("model") if isinstance(saved["user"], dict) else None
+            weights = own if isinstance(own, dict) and own else None
+            progress = Progress(int(saved["sweeper"]["epoch"]))
+        else:
+            weights, progress = saved["model"], Progress.of(saved["progress"])
     except Exception as exc:  # noqa: BLE001 - whatever torch says about a damaged file, one line of it
         raise SweeperError(f"{folder.uri(checkpoint)}: not a readable checkpoint: {str(exc).splitlines()[0]}"
                            ) from None
@@ -107,7 +113,8 @@ def _load_found(folder: SweepFolder, space: Space, row: dict[str, Any], trial_di
         raise SweeperError(f"{folder.uri(checkpoint)}: checkpoint is at epoch {progress.epoch} but trials.parquet "
                            f"records {row['epochs']} epochs for trial {row['trial_id']}; export it once the sweep has "
                            "finished (resume an interrupted one)")
-    return Found(row, _params(folder, space, trial_dir), checkpoint, weights)
+    return Found(row, _params(folder, space, trial_dir), checkpoint, weights,
+                 data if space.trainable is not None else b"")
 
 
 def find_trial(storage: Storage, name: str, trial_id: str | None) -> tuple[SweepFolder, Space, Found]:
