@@ -145,7 +145,12 @@ class Space:
     @cached_property
     def default_of(self) -> dict[str, Any]:
         """Each key's default: your own code's where it declares the key, else sweeper's."""
-        return {**DEFAULTS, **self.user_defaults}
+        return {**DEFAULTS, **self.user_defaults, **self.loop_model}
+
+    @cached_property
+    def loop_model(self) -> dict[str, Any]:
+        """With your own loop and one factory under `models:`, the model a trial builds unless it names one."""
+        return {"model": next(iter(self.models))} if self.trainable is not None and len(self.models) == 1 else {}
 
     @cached_property
     def ordered_axes(self) -> list[Axis]:
@@ -253,7 +258,7 @@ class Space:
     def trial_params(self, config: dict[str, Any]) -> TrialParams:
         """Full trial params for a Ray config (variant name + sampled values): a searched key whose condition
         fails keeps its default (and is recorded as null)."""
-        values = self.base_values(config.get(VARIANT))
+        values = self.loop_model | self.base_values(config.get(VARIANT))
         searched = {a.key for a in self.axes}
         values.update({k: v for k, v in config.items() if k != VARIANT and k not in searched})
         values.update(self.variants.get(config.get(VARIANT) or "", {}))
@@ -265,8 +270,6 @@ class Space:
                 off.add(axis.key)
         values.pop(VARIANT, None)
         user = {k: values.pop(k, default) for k, default in self.user_defaults.items()}
-        if self.trainable is not None and len(self.models) == 1:
-            values.setdefault("model", next(iter(self.models)))  # your loop's one factory
         params = TrialParams.model_validate(values | {"user": user}).with_inactive(off)
         if self.trainable is not None:
             return params.in_space(self.key_models, self.loop_builtin)
