@@ -29,6 +29,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from sweeper.errors import SweeperError, did_you_mean
 
+SWEEPER_DIR = str(Path(__file__).resolve().parents[2]) + os.sep  # the sweeper package's folder
+
 
 def roots_of(space_path: Path) -> tuple[str, ...]:
     """Where `module.path` is looked for besides installed packages: the spec file's folder, the working directory."""
@@ -54,7 +56,9 @@ def _root_cause(exc: BaseException, roots: tuple[str, ...]) -> str:
         return f"{exc.filename}:{exc.lineno}: {type(exc).__name__}: {exc.msg}"
     frames = traceback.extract_tb(exc.__traceback__)
     skip = ("importlib", "<frozen")
-    mine = [f for f in frames if any(f.filename.startswith(r + os.sep) for r in roots)]
+    # sweeper's own files are never yours, though a working directory (a root) may hold them (a source checkout)
+    mine = [f for f in frames if any(f.filename.startswith(r + os.sep) for r in roots)
+            and not f.filename.startswith(SWEEPER_DIR)]
     theirs = [f for f in frames if not any(s in f.filename for s in skip) and "/sweeper/run/" not in f.filename]
     chosen = mine or theirs or list(frames)
     where = f"{chosen[-1].filename}:{chosen[-1].lineno}: " if chosen else ""

@@ -294,3 +294,47 @@ def test_a_sweep_of_your_own_model_trains_on_a_node_that_never_had_its_code(
     trials = pd.read_parquet(runs / "trainedpkg" / "trials.parquet")
     assert len(trials) == 2 and set(trials.state) == {"TERMINATED"}, trials
     assert {n.split(":")[1] for n in trials.node} == {c.nodes[0].node_id()[:8], worker.node_id()[:8]}
+
+
+LOOP = """\
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def train(ctx, *, width: int = 8):
+    x, y = ctx.data.train
+    model = nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), width), nn.ReLU(), nn.Linear(width, ctx.data.num_classes))
+    opt = torch.optim.Adam(model.parameters())
+    if (state := ctx.restore()) is not None:
+        model.load_state_dict(state["model"])
+    for epoch in range(ctx.restored_epoch + 1, ctx.epochs + 1):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(); loss.backward(); opt.step()
+        with torch.no_grad():
+            val = F.cross_entropy(model(ctx.data.val[0]), ctx.data.val[1]).item()
+        ctx.report(epoch, train_loss=loss.item(), val_loss=val, checkpoint={"model": model.state_dict()})
+"""
+
+
+@pytest.mark.e2e
+def test_a_sweep_of_your_own_loop_trains_on_a_node_that_never_had_its_code(
+    tmp_path: Path, tiny_data: Path, cluster: tuple[LocalCluster, LocalNode, Path], drivers: list[Driver]
+) -> None:
+    c, worker, hidden = cluster
+    (hidden / "looppkg").mkdir()
+    (hidden / "looppkg" / "__init__.py").write_text("")
+    (hidden / "looppkg" / "loop.py").write_text(LOOP)
+    space = hidden / "looppkg.yaml"
+    space.write_text("name: looppkg\ntrainable: looppkg.loop:train\nmetric: val_loss\nepochs: 2\n"
+                     "scheduler: {type: fifo}\nresources: {cpu: 1, gpu: 0}\nparameters: {seed: {grid: [0, 1]}}\n")
+    runs = tmp_path / "runs"
+    driver = Driver("launch", str(space), "--address", c.address, "--storage", str(runs), "--data-dir",
+                    str(tiny_data), env=c.env())
+    drivers.append(driver)
+    code, out = driver.wait(300)
+    assert code == 0, out
+    trials = pd.read_parquet(runs / "looppkg" / "trials.parquet")
+    assert len(trials) == 2 and set(trials.state) == {"TERMINATED"} and (trials.epochs == 2).all(), trials
+    assert trials.val_loss.notna().all()
+    assert {n.split(":")[1] for n in trials.node} == {c.nodes[0].node_id()[:8], worker.node_id()[:8]}
