@@ -3,18 +3,19 @@
 Allowed: more num_samples or repeats, more grid values, choice values or variants, a new axis (the trials that ran
 had its default), a literal that becomes an axis holding its value, other ranges for random draws, the draw seed,
 and what never changes a trial (resources, max_concurrent, description, search.startup_trials). Refused, by name:
-epochs, data, metric, mode, scheduler, the search type, a changed literal parameter, an axis's kind or `when`, an
-axis removed, a changed or removed variant, a removed grid value, or fewer num_samples or repeats.
+epochs, data, metric, mode, the declared metrics, your own loop (`trainable`) and models, scheduler, the search
+type, a changed literal parameter, an axis's kind or `when`, an axis removed, a changed or removed variant, a
+removed grid value, or fewer num_samples or repeats.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sweeper.spec.conditions import DEFAULTS, same
+from sweeper.spec.conditions import same
 from sweeper.spec.space import AxisKind, Space
 
-FIXED_SETTINGS = ("epochs", "metric", "mode", "scheduler", "data")
+FIXED_SETTINGS = ("epochs", "metric", "mode", "metrics", "trainable", "models", "scheduler", "data")
 
 
 def _dump(value: Any) -> Any:
@@ -33,7 +34,7 @@ def refused(old: Space, new: Space) -> list[str]:
         keys.append("parameters.seed")
     new_axes = {a.key: a for a in new.axes}
     for key in dict.fromkeys([*old.literals, *new.literals]):
-        before = old.literals.get(key, DEFAULTS[key])
+        before = old.literals.get(key, old.default_of.get(key))
         if key in new.literals:
             kept = same(before, new.literals[key])
         else:  # a literal that became an axis keeps the trials that ran if it can still take their value

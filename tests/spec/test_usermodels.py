@@ -68,3 +68,23 @@ def test_code_version_changes_with_any_models_code() -> None:
     a = {"m": UserModel("m", "p:f", sha256="1")}
     assert code_version({}) is None
     assert code_version(a) == code_version(dict(a)) != code_version({"m": UserModel("m", "p:f", sha256="2")})
+
+
+def test_extending_a_loops_sweep_refuses_another_loop_or_a_changed_loop_key() -> None:
+    """spec/grow.py with your own loop: its keys' defaults are the loop's (a new literal that changes one is
+    refused by name, as for sweeper's keys), and another `trainable` or other declared metrics are refused."""
+    from sweeper.spec.grow import refused
+    from sweeper.spec.loader import load_text
+    from sweeper.spec.usermodels import TRAINABLE, recorded
+
+    stored = {TRAINABLE: {"ref": "mine.loop:train", "keys": {"lr": 0.1, "width": 8}, "whole": ["width"]}}
+    base = "trainable: mine.loop:train\nmetrics: {val_f1: max}\nmetric: val_f1\nsearch: {type: random}\n"
+    old = load_text(base + "parameters: {lr: {loguniform: [0.01, 1.0]}}\n", Path("s.yaml"), recorded(stored))
+    same = load_text(base + "parameters: {lr: {loguniform: [0.01, 1.0]}, width: 8}\n", Path("s.yaml"),
+                     recorded(stored))
+    wider = load_text(base + "parameters: {lr: {loguniform: [0.01, 1.0]}, width: 16}\n", Path("s.yaml"),
+                      recorded(stored))
+    assert refused(old, same) == [] and refused(old, wider) == ["parameters.width"]
+    other = load_text(base.replace("{val_f1: max}", "{val_f1: max, val_auc: max}") +
+                      "parameters: {lr: {loguniform: [0.01, 1.0]}}\n", Path("s.yaml"), recorded(stored))
+    assert refused(old, other) == ["metrics"]
