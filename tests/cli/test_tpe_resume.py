@@ -109,7 +109,11 @@ def test_tpe_sweep_killed_then_resumed_keeps_its_trials_and_its_history(
     resumed = Driver("resume", "tpekill", "--storage", str(runs), "-q")
     drivers.append(resumed)
     code, out = resumed.wait(timeout=600)
-    assert code == 0, out
+    # CI met a resume that ended after one trial with exit 130 once more (not reproduced since, in 1,600 simulated
+    # snapshot mixes and many real runs): Ray's own log says whether a stop signal reached the driver
+    log = folder.path / "ray.log"
+    assert code == 0, out + "\n--- ray.log (tail) ---\n" + ("\n".join(log.read_text().splitlines()[-60:])
+                                                          if log.is_file() else "(none)")
 
     trials = read_rows(folder, TRIALS_FILE)
     ids = [r["trial_id"] for r in trials]
