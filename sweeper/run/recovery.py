@@ -3,6 +3,8 @@
 A driver killed at any moment leaves Ray's saved experiment (its experiment state, the generator's and the
 searcher's states, the trials' checkpoints, each uploaded separately and in the background) a little behind, or
 ahead, of trials.parquet and epochs.parquet, which the recorder writes as results arrive. Before Ray restores:
+- `set_aside_torn`: an experiment state a kill left empty or cut (Ray writes it in place) is set aside, so Ray
+  restores the newest whole one instead of silently starting the experiment over;
 - `reconcile`: a trial that ended in trials.parquet is marked ended in Ray's experiment state; an unfinished trial
   the state does not hold is dropped (its rows and Ray's folder), so the searcher plans it again;
 - `backfill`: epochs Ray logged in a trial's result.json that never reached epochs.parquet are added;
@@ -55,6 +57,32 @@ def restored_unfinished(saved: dict[str, Any]) -> dict[str, dict[str, Any]]:
     there every trial that ended in trials.parquet.)"""
     trials = (json.loads(entry[0]) for entry in saved.get("trial_data", []))
     return {t["trial_id"]: t.get("config") or {} for t in trials if t.get("status") not in ENDED}
+
+
+TORN = ".torn"  # the suffix of an experiment state set aside as unreadable (kept, for a post-mortem)
+
+
+def set_aside_torn(runs: SweepFolder) -> list[str]:
+    """Ray writes its experiment state in place and uploads it in the background, so a kill can leave the newest
+    one empty or cut short; Ray would then fail to parse it, say so only in its log, and start the experiment over
+    with a fresh searcher (running the whole budget again). Each such file is renamed `<name>.torn` so Ray restores
+    the newest whole one (`reconcile` then makes it agree with trials.parquet). Returns the files set aside; none
+    whole left is a SweeperError."""
+    aside: list[str] = []
+    while (newest := newest_state(runs.list())) is not None:
+        try:
+            json.loads(runs.read_bytes(newest) or b"")
+            return aside
+        except ValueError:
+            fs, path = runs.fs_path(newest)
+            fs.move(path, path + TORN)
+            aside.append(newest)
+    if aside:
+        raise SweeperError(f"{runs.uri(aside[0])}: Ray's experiment state is empty or cut short (the driver was killed "
+                           "while Ray wrote it) and no earlier one is whole, so Ray cannot restore this sweep; its "
+                           "results so far are in trials.parquet and epochs.parquet (set aside as "
+                           f"{aside[0]}{TORN})")
+    return aside
 
 
 def reconcile(folder: SweepFolder, runs: SweepFolder) -> tuple[list[str], list[str]]:
@@ -209,7 +237,8 @@ def generator(search_alg: Searcher | SearchAlgorithm) -> SearchAlgorithm:
 
 
 def prepare_resume(folder: SweepFolder, runs: SweepFolder, run_state: dict[str, Any]) -> None:
-    """What a resume does to the files before Ray starts: `reconcile`, then `backfill`."""
+    """What a resume does to the files before Ray starts: `set_aside_torn`, `reconcile`, then `backfill`."""
+    set_aside_torn(runs)
     reconcile(folder, runs)
     backfill(folder, runs, run_state)
 

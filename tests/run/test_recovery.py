@@ -339,3 +339,26 @@ def test_restore_gives_a_lost_replicates_seed_back_to_its_configuration(tmp_path
     told = [t for t in restored.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(told) == 1 and told[0].value == pytest.approx(0.6)
     assert told[0].params == {k: v for k, v in configs["t0"].items() if k != "seed"}
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_an_experiment_state_a_kill_left_empty_is_set_aside_for_the_newest_whole_one(
+    where: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Ray writes experiment_state-*.json in place: a kill can leave the newest empty or cut. Ray would fail to
+    parse it, log that, and start the experiment over; the resume sets it aside and Ray restores the one before."""
+    from sweeper.errors import SweeperError
+    from sweeper.run.recovery import TORN, newest_state, set_aside_torn
+
+    location = str(tmp_path / "runs") if where == "local" else request.getfixturevalue("s3").uri("runs")
+    runs = Storage.parse(location).folder("torn")
+    runs.write_bytes("experiment_state-2026-12-01_10-00-00.json", json.dumps({"trial_data": []}).encode())
+    runs.write_bytes("experiment_state-2026-12-02_10-00-00.json", b"")  # the kill's
+    assert set_aside_torn(runs) == ["experiment_state-2026-12-02_10-00-00.json"]
+    assert newest_state(runs.list()) == "experiment_state-2026-12-01_10-00-00.json"
+    assert runs.read_bytes(f"experiment_state-2026-12-02_10-00-00.json{TORN}") == b""  # kept, renamed
+    assert set_aside_torn(runs) == []  # a whole one: nothing to do
+
+    runs.write_bytes("experiment_state-2026-12-01_10-00-00.json", b'{"trial_data": [["{\\"trial_id')  # cut short
+    with pytest.raises(SweeperError, match="empty or cut short .* no earlier one is whole"):
+        set_aside_torn(runs)
