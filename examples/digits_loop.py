@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import sweeper
+
 
 def net(width: int = 32, dropout: float = 0.1, *, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """Two 3x3 conv layers of `width` channels, a 2x2 max-pool, and a linear layer to the classes."""
@@ -43,7 +45,7 @@ def score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int) -> tuple[f
     return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item(), macro_f1(logits, y, k)
 
 
-def train(ctx, *, lr: float = 1e-3, batch_size: int = 32, mixup: float = 0.0,  # type: ignore[no-untyped-def]
+def train(ctx: sweeper.TrialContext, *, lr: float = 1e-3, batch_size: int = 32, mixup: float = 0.0,
           weight_decay: float = 0.01) -> None:
     x, y = ctx.data.train
     k = ctx.data.num_classes

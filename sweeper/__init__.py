@@ -5,8 +5,9 @@ Packages, imports pointing down (import-linter keeps it so; nothing imports this
 package's docstring names its modules and what it may import; `testing` is the test harness (a local Ray cluster),
 which the package never imports.
 
-`import sweeper` stays light: `load_model` imports torch only when called, and `sweeper.Dataset` (what a data
-source of your own returns) is imported from sweeper/run/training/sources.py on first use.
+`import sweeper` stays light: `load_model` imports torch only when called; `sweeper.Dataset` (what a data source
+of your own returns) and `sweeper.TrialContext` (what your own loop is called with, for type hints) are imported
+from sweeper/run/training on first use.
 """
 
 from __future__ import annotations
@@ -19,17 +20,23 @@ from sweeper.version import __version__
 if TYPE_CHECKING:
     import torch
 
+    from sweeper.run.training.context import TrialContext
     from sweeper.run.training.sources import Dataset
 
-__all__ = ["Dataset", "__version__", "load_model"]
+__all__ = ["Dataset", "TrialContext", "__version__", "load_model"]
 
 
 def __getattr__(name: str) -> Any:
-    """`sweeper.Dataset`, imported on first use (numpy and the training package stay out of `import sweeper`)."""
+    """`sweeper.Dataset` and `sweeper.TrialContext`, imported on first use (numpy, torch and the training package
+    stay out of `import sweeper`)."""
     if name == "Dataset":
         from sweeper.run.training.sources import Dataset
 
         return Dataset
+    if name == "TrialContext":
+        from sweeper.run.training.context import TrialContext
+
+        return TrialContext
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
