@@ -2,6 +2,8 @@
 sweep. It flows: the sweeps' files -> one frame -> statistics -> sections of formatted cells -> each output.
 
 Its modules, in that order:
+- `metrics`: which columns are metrics (the standard six and a space's declared ones), their modes, and which
+  one the learning curves and the final-score plot draw;
 - `sources`: which sweeps a report reads; each one's trials.parquet, its spec.yaml, and its epochs.parquet read
   once, on first use (Sweep.epochs), for every output that needs it;
 - `frame`: the Report: every sweep's trials as one frame, filtered (--where), grouped (--group-by), sorted;

@@ -2,7 +2,8 @@
 their intervals and which are tied with the best (stats.py), the study's reference numbers against our
 intervals, parameter importance (importance.py) and the ASHA audit (audit.py).
 
-The reference table leads with the headline metric (test accuracy: the final score) and puts the other metrics in
+The reference table leads with the headline metric (the final score: test accuracy, or the test counterpart of a
+sweep's declared metric, report/metrics.py) and puts the other metrics in
 a second table, one row per variant and metric, which Markdown and HTML always show and the terminal with
 --all-metrics. Importance and the audit are computed once per report (Report.cached); importance takes seconds
 (Optuna evaluates every bootstrap resample), so the terminal shows it only with --importance.
@@ -18,9 +19,11 @@ import pandas as pd
 from sweeper.report.audit import Audit, audits
 from sweeper.report.frame import Report
 from sweeper.report.importance import MIN_TRIALS, Importance, importance, marginal_effects
+from sweeper.report.metrics import final_metric
 from sweeper.report.pairs import pair_lines, reference_pairs
 from sweeper.report.sections import LABELS, MISSING, Section, fmt_value, label, metric_priority
 from sweeper.report.stats import half_widths, ran_to_end
+from sweeper.spec.metrics import test_counterpart
 
 HEADLINE = "test_accuracy"  # the reference table's first metric: the study's final score
 
@@ -34,8 +37,14 @@ def pvalue(p: Any) -> str:
 
 
 def test_metric(metric: str) -> str:
-    """The test counterpart of the sweep's metric (test accuracy for val accuracy)."""
-    return "test_" + metric.partition("_")[2]
+    """The test counterpart of the sweep's metric (test accuracy for val accuracy, test_f1 for val_f1)."""
+    return test_counterpart(metric) or "test_" + metric.partition("_")[2]
+
+
+def headline_of(rep: Report, metrics: list[str]) -> str:
+    """The reference table's first metric, of those it has (`metrics`): the final score where it is there."""
+    final = final_metric(rep.metric, rep.trials.columns)
+    return next((m for m in (final, HEADLINE) if m in metrics), metrics[0])
 
 
 def _table(title: str, frame: pd.DataFrame, spec: list[tuple[str, str, bool, Any]], **kwargs: Any) -> Section:
@@ -92,13 +101,13 @@ def configurations_section(rep: Report, limit: int | None = None) -> Section | N
     shown = configs if limit is None else configs.head(limit)
     spec: list[tuple[str, str, bool, Any]] = [(k, label(k), False, lambda r, k=k: fmt_value(r[k], k)) for k in who]
     spec += [("n", "n", True, lambda r: str(int(r["n"]))),
-             (rep.metric, label(rep.metric), True, lambda r: fmt_value(r["mean"], rep.metric)),
+             (rep.metric, label(rep.metric), True, lambda r: fmt_value(r["mean"], rep.metric, rep.metrics)),
              ("ci", "95% CI", True, lambda r: interval(r["ci_low"], r["ci_high"])),
              ("std", "std", True, lambda r: MISSING if pd.isna(r["std"]) else f"{r['std']:.4f}"),
              ("vs_best", "vs best", False, lambda r: r["mark"]),
              ("p", "p (Holm)", True, lambda r: pvalue(r["p_holm"])),
              ("test", "test", False, lambda r: r["test"] or MISSING),
-             (test, label(test), True, lambda r: fmt_value(r["test_mean"], test)),
+             (test, label(test), True, lambda r: fmt_value(r["test_mean"], test, rep.metrics)),
              ("test_ci", f"{label(test)} 95% CI", True, lambda r: interval(r["test_ci_low"], r["test_ci_high"]))]
     count = f"{len(shown)} of {len(configs)}" if len(shown) < len(configs) else f"{len(configs)}"
     how = (f"mean {rep.metric} over the replicates that ran their whole protocol, 95% t interval, n; p: "
@@ -122,8 +131,8 @@ def reference_sections(rep: Report) -> tuple[Section | None, Section | None]:
     ref = rep.references
     if ref is None or ref.empty:
         return None, None
-    metrics = [m for m in metric_priority(rep.metric) if m in set(ref["metric"])]
-    headline = HEADLINE if HEADLINE in metrics else metrics[0]
+    metrics = [m for m in metric_priority(rep.metric, rep.metrics) if m in set(ref["metric"])]
+    headline = headline_of(rep, metrics)
     who = (["sweep"] if len(rep.sweeps) > 1 else []) + ["variant"]
     spec: list[tuple[str, str, bool, Any]] = [(k, label(k), False, lambda r, k=k: str(r[k])) for k in who]
     spec.append(("n", "n", True, lambda r: str(int(r["n"]))))
@@ -214,7 +223,7 @@ def audit_sections(rep: Report) -> list[Section]:
             ("p", "p", True, lambda r: pvalue(r["p"])),
             ("stopped", "stopped", True, lambda r: str(r["stopped"])),
             ("promoted", "promoted", True, lambda r: str(r["promoted"])),
-            ("weakest", "weakest promoted", True, lambda r, m=a.metric: fmt_value(r["weakest"], m)),
+            ("weakest", "weakest promoted", True, lambda r, m=a.metric: fmt_value(r["weakest"], m, rep.metrics)),
             ("band", "noise band", True, lambda r: f"{r['band']:.4f}"),
             ("bloomers", "late bloomers", True, lambda r: str(r["bloomers"]))]
         out.append(_table(f"ASHA audit: {a.sweep}", a.rungs, spec, notes=a.lines(), keep=["rung", "rho"]))

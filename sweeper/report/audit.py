@@ -10,7 +10,8 @@ sources.py reads them from spec.yaml), from epochs.parquet (Sweep.epochs, read o
   weakest trial it promoted (one that ran past the rung).
 The noise band at a rung is the median, over configurations with 2 or more replicates there, of the std of their
 metric at that epoch; without replicates it is a stated default: 0.005 for an accuracy (half a point), 0.01 for a
-loss. Each line says which.
+loss (a declared metric, `metrics: {val_f1: max}`, takes an accuracy's when higher is better, else a loss's). Each
+line says which.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pandas as pd
 from sweeper.errors import SweeperError
 from sweeper.report.sources import Sweep
 from sweeper.report.stats import ran_to_end, scipy_stats
-from sweeper.spec.metrics import EPOCH_METRICS
+from sweeper.spec.metrics import METRICS, epoch_metrics
 from sweeper.store.trials import Ended
 
 DEFAULT_BAND = {"accuracy": 0.005, "loss": 0.01}
@@ -59,7 +60,7 @@ class Audit:
         return lines
 
 
-def _band(values: pd.Series, codes: pd.Series, metric: str, epoch: int) -> tuple[float, str]:
+def _band(values: pd.Series, codes: pd.Series, metric: str, mode: str, epoch: int) -> tuple[float, str]:
     """The noise band at a rung: the median std of replicates there, else the stated default."""
     frame = pd.DataFrame({"value": values, "config": codes.reindex(values.index)})
     sizes = frame.groupby("config")["value"].count()
@@ -67,8 +68,13 @@ def _band(values: pd.Series, codes: pd.Series, metric: str, epoch: int) -> tuple
     if len(stds):
         return float(stds.median()), (f"median std of replicates at epoch {epoch} over {len(stds)} configuration"
                                       f"{'s' if len(stds) > 1 else ''}")
-    kind = "loss" if metric.endswith("loss") else "accuracy"
-    return DEFAULT_BAND[kind], f"no replicates: the default for a{'n' if kind == 'accuracy' else ''} {kind}"
+    kind = ("loss" if metric.endswith("loss") else "accuracy") if metric in METRICS else \
+        ("accuracy" if mode == "max" else "loss")
+    named = f"a{'n' if kind == 'accuracy' else ''} {kind}"
+    if metric not in METRICS:
+        named = f"{metric}, higher is better (as for {named})" if mode == "max" else \
+            f"{metric}, lower is better (as for {named})"
+    return DEFAULT_BAND[kind], f"no replicates: the default for {named}"
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -87,7 +93,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 def audit(sweep: Sweep, trials: pd.DataFrame, codes: np.ndarray, metric: str, mode: str) -> Audit:
     """The audit of one sweep's trials (rows of the report's trials frame, with their configuration codes)."""
     out = Audit(sweep.name, metric)
-    if metric not in EPOCH_METRICS:
+    if metric not in epoch_metrics(sweep.declared):
         out.note = f"{metric} is not reported per epoch"
         return out
     try:
@@ -119,7 +125,7 @@ def audit(sweep: Sweep, trials: pd.DataFrame, codes: np.ndarray, metric: str, mo
             rho, p = spearman(x.to_numpy(), final[x.index].to_numpy())
         promoted = values[last.reindex(values.index).to_numpy() > r]
         here = [t for t in stopped if stop_rung[t] == r and t in values.index]
-        band, source = _band(values, config, metric, r)
+        band, source = _band(values, config, metric, mode, r)
         weakest = float((sign * promoted).min() * sign) if len(promoted) else np.nan
         late = [t for t in here if len(promoted) and sign * values[t] >= sign * weakest - band]
         bloomers += [{"trial_id": t, "variant": variant[t], "rung": r, "value": float(values[t]), "weakest": weakest,

@@ -11,6 +11,9 @@ the terminal's cap keep the first N rows of that order: the N best.
 
 Every report also compares configurations (stats.py) over the trials that pass --where; where some have
 replicates, each trial (and each group that is one configuration) gets a `vs_best` column.
+
+Its metric columns are the sweeps' (report/metrics.py): the standard six, then those the spaces declare with their
+test counterparts; every table, group and sort treats them alike.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ import numpy as np
 import pandas as pd
 
 from sweeper.errors import SweeperError, did_you_mean
+from sweeper.report.metrics import merged_modes
 from sweeper.report.sources import Sweep, read_sweep, resolve_sweeps
 from sweeper.report.stats import Comparison, compare_configurations, half_widths, reference_rows
-from sweeper.spec.metrics import METRICS
+from sweeper.spec.metrics import METRICS, mode_of
 from sweeper.store.schema import PARAM_PREFIX, TRIAL_SCHEMA
 from sweeper.store.storage import Storage
 from sweeper.store.trials import Ended, TrialState, best_position, ended
@@ -59,6 +63,12 @@ class Report:
     unseen: dict[tuple[str, str | None], int] = field(default_factory=dict)
     cut: bool = False  # rows are the first of `table` in report order (--top, or the terminal's cap)
     cache: dict[str, Any] = field(default_factory=dict)  # slow analyses, shared by the report's capped copies
+    modes: dict[str, str] = field(default_factory=lambda: {m: mode_of(m) for m in METRICS})  # metric -> min/max
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metric columns, in order: the standard six, then the declared ones and their test counterparts."""
+        return tuple(self.modes)
 
     def cached(self, key: str, compute: Any) -> Any:
         """compute(), once per report (importance and the ASHA audit take seconds, and read epochs.parquet)."""
@@ -122,13 +132,16 @@ def end_labels(state: pd.Series, stopped_by: pd.Series) -> pd.Series:
     return pd.Series(labels, index=state.index, dtype=object)
 
 
-def combine(sweeps: list[Sweep]) -> tuple[pd.DataFrame, list[str]]:
+def combine(sweeps: list[Sweep], metrics: tuple[str, ...] = METRICS) -> tuple[pd.DataFrame, list[str]]:
     """One frame of every sweep's trials with a `sweep` column and bare parameter names; the parameter list."""
     frames = [s.trials.assign(sweep=s.name) for s in sweeps]
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
     for col in TRIAL_SCHEMA.names:
         if col not in df:
             df[col] = None
+    for col in metrics:
+        if col not in df:
+            df[col] = np.nan
     taken = set(df.columns)
     rename = {c: c.removeprefix(PARAM_PREFIX) for c in df.columns
               if c.startswith(PARAM_PREFIX) and c.removeprefix(PARAM_PREFIX) not in taken}
@@ -164,11 +177,12 @@ def _column(df: pd.DataFrame, name: str, option: str) -> str:
     return col
 
 
-def group(df: pd.DataFrame, keys: list[str], params: list[str]) -> tuple[pd.DataFrame, list[str]]:
+def group(df: pd.DataFrame, keys: list[str], params: list[str], metrics: tuple[str, ...] = METRICS
+          ) -> tuple[pd.DataFrame, list[str]]:
     """One row per combination of `keys`: metrics as mean, <m>_std and <m>_ci (half the 95% t interval) over the n
     finished trials, how all ended; `vs_best` where each group is one configuration."""
     keys = [_column(df, k, "--group-by") for k in keys]
-    bad = [k for k in keys if k in METRICS or k in ("wall_s", "epochs", "trial_id")]
+    bad = [k for k in keys if k in metrics or k in ("wall_s", "epochs", "trial_id")]
     if bad:
         raise SweeperError(f"--group-by {bad[0]!r}: group by parameters (or variant, sweep, end), not a measured "
                            f"column")
@@ -182,11 +196,11 @@ def group(df: pd.DataFrame, keys: list[str], params: list[str]) -> tuple[pd.Data
     out = g[keys + kept].first()
     done = df["state"].eq(TrialState.TERMINATED)  # errors and unfinished trials show in `end`, not in the means
     out["n"] = done.groupby(gid).sum()
-    values = numeric(df, [*METRICS, "epochs", "wall_s"]).where(done, axis=0)
-    means, stds = values.groupby(gid).mean(), values[list(METRICS)].groupby(gid).std()
+    values = numeric(df, [*metrics, "epochs", "wall_s"]).where(done, axis=0)
+    means, stds = values.groupby(gid).mean(), values[list(metrics)].groupby(gid).std()
     out = out.join(means).join(stds.add_suffix("_std"))
-    counts = values[list(METRICS)].groupby(gid).count()
-    for m in METRICS:
+    counts = values[list(metrics)].groupby(gid).count()
+    for m in metrics:
         out[f"{m}_ci"] = half_widths(out[f"{m}_std"], counts[m])
     ends = pd.crosstab(gid, df["end"])
     order = {e.value: i for i, e in enumerate(Ended)}  # Ended's order, as the header counts them
@@ -202,13 +216,17 @@ def _metric_values(df: pd.DataFrame, metric: str, mode: str) -> np.ndarray:
     return -value if mode == "max" else value
 
 
-def sort_order(df: pd.DataFrame, sort_by: str | None, metric: str, mode: str) -> np.ndarray:
-    """Row positions in report order: --sort-by COL (a leading '-' reverses; metrics sort best first), else the
-    metric best first: failed trials after those that count for "best", rows without a value last; ties keep
-    file order (so the first row is store/trials.py's best)."""
+def sort_order(df: pd.DataFrame, sort_by: str | None, metric: str, mode: str,
+               modes: dict[str, str] | None = None) -> np.ndarray:
+    """Row positions in report order: --sort-by COL (a leading '-' reverses; metrics sort best first: `modes`
+    says which way, else an accuracy is best highest), else the metric best first: failed trials after those
+    that count for "best", rows without a value last; ties keep file order (so the first row is
+    store/trials.py's best)."""
     if sort_by:
         col = _column(df, sort_by.lstrip("-"), "--sort-by")
-        ascending = ("accuracy" not in col) != sort_by.startswith("-")  # accuracies best (highest) first
+        known = modes or {}
+        high = known[col] == "max" if col in known else "accuracy" in col
+        ascending = (not high) != sort_by.startswith("-")  # accuracies best (highest) first
         values = df[col].reset_index(drop=True)
         try:
             ordered = values.sort_values(ascending=ascending, na_position="last", kind="stable")
@@ -294,7 +312,9 @@ def build_report(
     metric, mode = sweeps[0].metric, sweeps[0].mode
     if len({(s.metric, s.mode) for s in sweeps}) > 1:
         notes.append(f"the sweeps optimise different metrics; best and default order use {metric} ({mode})")
-    trials, params = combine(sweeps)
+    modes: dict[str, str] = dict(merged_modes(s.modes for s in sweeps))
+    metrics = tuple(modes)
+    trials, params = combine(sweeps, metrics)
     if where:
         trials = apply_where(trials, where, params)
     comparison = compare_configurations(trials, params, metric, mode)
@@ -302,17 +322,17 @@ def build_report(
         trials = trials.assign(vs_best=comparison.marks(), _config=comparison.codes)
     waiting = waiting_mask(trials, metric)
     reported = trials[~waiting] if waiting.any() else trials
-    trial_order = sort_order(trials, None if group_by else sort_by, metric, mode)
+    trial_order = sort_order(trials, None if group_by else sort_by, metric, mode, modes)
     table, shown_params = reported, params
     if group_by:
-        table, shown_params = group(reported, group_by, params)
-    order = sort_order(table, sort_by, metric, mode)
+        table, shown_params = group(reported, group_by, params, metrics)
+    order = sort_order(table, sort_by, metric, mode, modes)
     rep = Report(sweeps=sweeps, trials=trials, table=table, rows=table.iloc[:0], params=shown_params,
                  trial_params=params, trial_order=trial_order, order=order, metric=metric, mode=mode,
                  comparison=comparison, group_by=list(group_by or []),
                  references=reference_rows(trials, sweeps, comparison, METRICS), where=where,
                  sort_by=sort_by, notes=notes, waiting=trials[waiting],
-                 unseen={} if where else unseen_trials(sweeps))
+                 unseen={} if where else unseen_trials(sweeps), modes=modes)
     return capped(rep, best=top or best)
 
 

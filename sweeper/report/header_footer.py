@@ -143,7 +143,7 @@ def footer_lines(rep: Report) -> list[str]:
         row = rep.table.loc[best]
         who = row.get("trial_id") if not rep.group_by else ", ".join(f"{k}={row[k]}" for k in rep.group_by)
         variant = row.get("variant")
-        lines.append(f"{STAR} best {rep.metric}: {fmt_value(row[rep.metric], rep.metric)} "
+        lines.append(f"{STAR} best {rep.metric}: {fmt_value(row[rep.metric], rep.metric, rep.metrics)} "
                      f"({who}{'' if isna(variant) or rep.group_by else f', {variant}'})")
     shown = shown_line(rep)
     if shown:

@@ -56,7 +56,8 @@ def markdown(rep: Report, images: list[tuple[str, str]] | tuple[()] = ()) -> str
 
 
 TRIAL_LEAD = ("sweep", "trial_id", "variant")
-TRIAL_TAIL = ("epochs", "end", "state", "stopped_by", *METRICS, "wall_s", "node", "error")
+TRIAL_STATE = ("epochs", "end", "state", "stopped_by")  # then the metrics (the sweeps' own too), then TRIAL_END
+TRIAL_END = ("wall_s", "node", "error")
 
 
 def export_frame(rep: Report, all_trials: bool = False) -> pd.DataFrame:
@@ -68,9 +69,11 @@ def export_frame(rep: Report, all_trials: bool = False) -> pd.DataFrame:
     df = with_references(rep.trials.iloc[rep.trial_order] if every else rep.rows, rep.sweeps)
     refs = [c for c in df.columns if c.startswith(("ref_", "delta_"))]
     params = [p for p in rep.trial_params if p in df]
-    named = {*TRIAL_LEAD, *params, *TRIAL_TAIL, *refs}
+    metrics = [m for m in dict.fromkeys([*METRICS, *rep.metrics]) if m in df]  # as trials.parquet orders them
+    tail = [*TRIAL_STATE, *metrics, *TRIAL_END]
+    named = {*TRIAL_LEAD, *params, *tail, *refs}
     other = [c for c in df.columns if c not in named and not c.startswith("_")]  # newer schema columns
-    return df[[*TRIAL_LEAD, *params, *TRIAL_TAIL, *other, *refs]]
+    return df[[*TRIAL_LEAD, *params, *tail, *other, *refs]]
 
 
 def csv_text(rep: Report, all_trials: bool = False) -> str:

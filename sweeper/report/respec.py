@@ -65,7 +65,8 @@ def variants_yaml(rep: Report, command: str) -> str:
     groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
     for r, own in zip(rows.to_dict("records"), keys, strict=True):
         value = r.get(rep.metric)
-        about = f"{rep.metric} {fmt_value(value, rep.metric)}" if not pd.isna(value) else f"no {rep.metric}"
+        shown = fmt_value(value, rep.metric, rep.metrics)
+        about = f"{rep.metric} {shown}" if not pd.isna(value) else f"no {rep.metric}"
         short = str(r["trial_id"]).removeprefix(prefix)
         name = f"{r['variant']}-{short}" if isinstance(r.get("variant"), str) else f"trial-{short}"
         variant, trials = groups.setdefault(repr(sorted(own.items(), key=str)), (

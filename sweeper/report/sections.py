@@ -10,8 +10,8 @@ Columns, in the order a reader needs them (which is also the order they are drop
   3. how the trial ended and its epochs (groups: n, then how their trials ended); where configurations have
      replicates, whether the row's configuration is the best, indistinguishable from it (≈), worse or untested
      (stats.py; for groups only when each group is one configuration);
-  4. the sweep's metric, its test counterpart, the other validation and test metrics, the train metrics, and
-     wall time.
+  4. the sweep's metric, its test counterpart, the other validation and test metrics, the other declared metrics
+     (a space's `metrics:`), the train metrics, and wall time.
 Parameters that do not vary are not columns: one constant in the whole report is in the "fixed:" header line;
 one constant within a model family's section in a note above it; one that each variant fixes (constant within
 each variant, different between them) in one line per variant ("4th CNN: conv_layers=2, filters=32"); one
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -33,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from sweeper.report.frame import MODEL_ORDER, Report
-from sweeper.spec.metrics import METRICS
+from sweeper.spec.metrics import METRICS, test_counterpart
 from sweeper.spec.params import applies
 
 LABELS = {
@@ -52,15 +53,19 @@ def label(col: str) -> str:
     return LABELS.get(col, col.replace("_", " "))
 
 
-def metric_priority(metric: str) -> list[str]:
-    """The six metrics in the order a reader needs them: the sweep's metric, its test counterpart, the other
-    validation and test metrics, then the train metrics (the metric's kind first)."""
-    split, _, kind = metric.partition("_")
+def metric_priority(metric: str, metrics: Collection[str] = METRICS) -> list[str]:
+    """The metrics in the order a reader needs them: the sweep's metric, its test counterpart, the other
+    standard validation and test metrics, the other declared metrics (each beside its test counterpart), then
+    the standard train metrics (the metric's kind first; a declared metric's kind is accuracy's)."""
+    standard = metric if metric in METRICS else "val_accuracy"
+    split, _, kind = standard.partition("_")
     other = "loss" if kind == "accuracy" else "accuracy"
     splits = [split, *(s for s in ("val", "test", "train") if s != split)]
     held_out = [s for s in splits if s != "train"]
-    order = [metric, *(f"{s}_{k}" for k in (kind, other) for s in held_out), f"train_{kind}", f"train_{other}"]
-    return [m for m in dict.fromkeys(order) if m in METRICS]
+    lead = [metric, test_counterpart(metric) or metric]
+    own = [m for m in metrics if m not in METRICS]
+    order = [*lead, *(f"{s}_{k}" for k in (kind, other) for s in held_out), *own, f"train_{kind}", f"train_{other}"]
+    return [m for m in dict.fromkeys(order) if m in metrics]
 
 
 @dataclass
@@ -97,12 +102,13 @@ def isna(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT
 
 
-def fmt_value(v: Any, col: str = "") -> str:
+def fmt_value(v: Any, col: str = "", metrics: Collection[str] = METRICS) -> str:
+    """A cell: metrics (`metrics`: the report's) and reference numbers to 4 decimals."""
     if isna(v):
         return MISSING
     if col.startswith("delta_"):
         return f"{v:+.4f}"
-    if col in METRICS or col.startswith("ref_"):
+    if col in metrics or col in METRICS or col.startswith("ref_"):
         return f"{v:.4f}"
     if col == "wall_s":
         return f"{v:.1f}"
@@ -120,14 +126,14 @@ def id_prefix(rep: Report) -> str:
     return common[: common.rfind("_") + 1]
 
 
-def fmt_column(df: pd.DataFrame, col: str, prefix: str = "") -> list[str]:
+def fmt_column(df: pd.DataFrame, col: str, prefix: str = "", metrics: Collection[str] = METRICS) -> list[str]:
     """A column's cells; a metric with a <m>_ci column beside it (groups) shows mean±half its 95% interval (else
     mean±std with a <m>_std column); trial ids lose `prefix`."""
     if col == "epochs" and "n" in df:  # a mean over trials
         return [MISSING if isna(v) else f"{v:.1f}".removesuffix(".0") for v in df[col].tolist()]
     if col == "trial_id" and prefix:
         return [str(v).removeprefix(prefix) for v in df[col].tolist()]
-    values = [fmt_value(v, col) for v in df[col].tolist()]
+    values = [fmt_value(v, col, metrics) for v in df[col].tolist()]
     spread = f"{col}_ci" if f"{col}_ci" in df else f"{col}_std"
     if spread in df:
         stds = df[spread].tolist()
@@ -247,7 +253,8 @@ def _row_columns(rep: Report, part: _Part, split: bool, fixed_everywhere: set[st
     else:
         who.append("trial_id")
     who = _dedupe(who)
-    tail = [*(["n"] if rep.group_by else []), "end", "epochs", "vs_best", *metric_priority(rep.metric), "wall_s"]
+    tail = [*(["n"] if rep.group_by else []), "end", "epochs", "vs_best", *metric_priority(rep.metric, rep.metrics),
+            "wall_s"]
     cols = [c for c in _dedupe(who + [p for p in shown if p not in who] + tail) if c in rep.table]
     keep = [c for c in who if c != "trial_id" or not has_variant] + [rep.metric]
     return _Columns(cols, keep, local_fixed, by_variant, follows)
@@ -295,8 +302,9 @@ def _follow_notes(rep: Report, part: _Part, follows: dict[str, str]) -> list[str
     return notes
 
 
-def _cells(df: pd.DataFrame, cols: list[str], best_label: Any, prefix: str) -> tuple[list[list[str]], int | None]:
-    columns = [fmt_column(df, c, prefix) for c in cols]
+def _cells(df: pd.DataFrame, cols: list[str], best_label: Any, prefix: str, metrics: Collection[str]
+           ) -> tuple[list[list[str]], int | None]:
+    columns = [fmt_column(df, c, prefix, metrics) for c in cols]
     cells = [list(row) for row in zip(*columns, strict=True)] if cols and len(df) else []
     labels = list(df.index)
     return cells, (labels.index(best_label) if best_label in labels else None)
@@ -313,7 +321,7 @@ def row_sections(rep: Report) -> list[Section]:
         if part.rows.empty:
             continue
         c = _row_columns(rep, part, split, fixed_everywhere)
-        cells, best = _cells(part.rows, c.cols, best_label, prefix)
+        cells, best = _cells(part.rows, c.cols, best_label, prefix, rep.metrics)
         total = int(part.mask.sum())
         what = ("group" if rep.group_by else "trial") + ("" if total == 1 else "s")
         count = f"{len(part.rows)} {what}" if len(part.rows) == total else f"{len(part.rows)} of {total} {what}"

@@ -5,9 +5,10 @@ folders given by path (a copy of a sweep's folder holding trials.parquet). With 
 under --storage that holds trials.parquet. Only trials.parquet and spec.yaml are read up front, so the terminal
 table stays fast on a sweep of any size; epochs.parquet is read on first use (Sweep.epochs: by the learning curves
 of the PNG plots and the HTML page, and by the ASHA audit), once per sweep and report, and kept for every later
-use. spec.yaml gives the metric, the variants and what they fix, the searched axes, the trials planned per
-variant (those not started yet are pending), ASHA's rungs and reference numbers; without it the report still
-works, from the data alone.
+use. spec.yaml gives the metric, the metrics the space declares (report/metrics.py), the variants and what they
+fix, the searched axes, the trials planned per variant (those not started yet are pending), ASHA's rungs and
+reference numbers; without it the report still works, from the data alone (the metric columns trials.parquet
+holds included). With your own loop, sweeper's keys it does not take (null in every trial) are no parameters.
 """
 
 from __future__ import annotations
@@ -18,12 +19,16 @@ from pathlib import Path
 import pandas as pd
 
 from sweeper.errors import SweeperError, did_you_mean
+from sweeper.report.metrics import STANDARD_CURVE, sweep_modes
 from sweeper.spec.cost import asha_milestones
 from sweeper.spec.loader import load_text
-from sweeper.spec.params import KEY_MODELS
+from sweeper.spec.metrics import METRICS, Mode, mode_of
+from sweeper.spec.params import KEY_MODELS, PARAM_KEYS
+from sweeper.spec.space import Space
 from sweeper.spec.usermodels import recorded
 from sweeper.store.files import EPOCHS_FILE, SPEC_FILE, TRIALS_FILE
 from sweeper.store.parquet import read_frame
+from sweeper.store.schema import PARAM_PREFIX
 from sweeper.store.state import read_state
 from sweeper.store.storage import Storage, SweepFolder, is_uri
 from sweeper.store.sweeps import sweep_names
@@ -38,6 +43,8 @@ class Sweep:
     trials: pd.DataFrame
     metric: str = "val_accuracy"
     mode: str = "max"
+    declared: dict[str, Mode] = field(default_factory=dict)  # the space's own metrics (`metrics:`) and their modes
+    modes: dict[str, Mode] = field(default_factory=lambda: {m: mode_of(m) for m in METRICS})  # its metric columns
     references: dict[str, dict[str, float]] = field(default_factory=dict)  # variant -> metric -> value
     variants: list[str] = field(default_factory=list)  # in the spec's order
     axes: list[str] = field(default_factory=list)  # the keys the spec searches (grid, choice, ...)
@@ -48,15 +55,16 @@ class Sweep:
     cpus: float | None = None  # CPUs (and GPUs) each trial holds (spec.yaml's resources), for its compute
     gpus: float = 0.0
     no_test: str | None = None  # the data source, when it gives no test split (sweep.json's data_sizes)
+    own_loop: bool = False  # trials ran your own loop (`trainable:`): it may leave standard metrics out
     key_models: dict[str, set[str]] = field(default_factory=lambda: {k: set(v) for k, v in KEY_MODELS.items()})
     _epochs: pd.DataFrame | str | None = field(default=None, init=False, repr=False, compare=False)  # or why not
 
     def epochs(self) -> pd.DataFrame:
-        """epochs.parquet's trial_id, epoch, val_accuracy (the learning curves) and the sweep's metric (the ASHA
-        audit): read on first use and kept, so a report reads it once however many outputs draw on it; a missing
-        or unreadable file is a SweeperError, each time it is asked for."""
+        """epochs.parquet's trial_id, epoch, val_accuracy and the declared metrics (the learning curves) and the
+        sweep's metric (the ASHA audit): read on first use and kept, so a report reads it once however many outputs
+        draw on it; a missing or unreadable file is a SweeperError, each time it is asked for."""
         if self._epochs is None:
-            columns = list(dict.fromkeys(["trial_id", "epoch", "val_accuracy", self.metric]))
+            columns = list(dict.fromkeys(["trial_id", "epoch", STANDARD_CURVE, self.metric, *self.declared]))
             try:
                 self._epochs = read_frame(self.folder, EPOCHS_FILE, columns=columns)
             except SweeperError as exc:
@@ -131,8 +139,11 @@ def _attach_spec(sweep: Sweep) -> None:
         sweep.note = f"{sweep.name}: {SPEC_FILE} unusable, so no reference numbers ({exc})"
         return
     spec = space.spec
+    sweep.trials = _without_unused(sweep.trials, space)
+    sweep.own_loop = space.trainable is not None
     sweep.description = " ".join(spec.description.split()) if spec.description else None
     sweep.metric, sweep.mode = spec.metric, spec.mode or "max"
+    sweep.declared = dict(spec.metrics)
     sweep.key_models = space.key_models
     sizes = run_state.get("data_sizes") or {}
     sweep.no_test = space.data_source if sizes.get("test", 1) == 0 else None
@@ -146,7 +157,19 @@ def _attach_spec(sweep: Sweep) -> None:
                                                        spec.scheduler.reduction_factor) if m < spec.epochs]
 
 
+def _without_unused(trials: pd.DataFrame, space: Space) -> pd.DataFrame:
+    """With your own loop (`trainable:`), sweeper's own keys that the loop does not take and no trial has a value
+    of are no parameters of the sweep: their (null) columns are left out of the report."""
+    if space.trainable is None:
+        return trials
+    mine = set(space.trainable.keys)
+    unused = [c for c in trials.columns if c.startswith(PARAM_PREFIX) and c.removeprefix(PARAM_PREFIX) in PARAM_KEYS
+              and c.removeprefix(PARAM_PREFIX) not in mine and trials[c].isna().all()]
+    return trials.drop(columns=unused) if unused else trials
+
+
 def read_sweep(name: str, folder: SweepFolder) -> Sweep:
     sweep = Sweep(name=name, folder=folder, trials=read_frame(folder, TRIALS_FILE))
     _attach_spec(sweep)
+    sweep.modes = sweep_modes(sweep.declared, sweep.trials, sweep.own_loop)
     return sweep
