@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sweeper.report.analysis import HEADLINE, configurations, effects_of, importance_of
+from sweeper.report.analysis import configurations, effects_of, headline_of, importance_of
 from sweeper.report.frame import Report
 from sweeper.report.importance import varied
+from sweeper.report.metrics import curve_metric, spelled
 from sweeper.report.plot_data import MAX_CURVES, categories, colour_key, curve_points, sample
 from sweeper.report.sections import LABELS
 from sweeper.report.stats import BEST, TIED, WORSE
@@ -73,7 +74,8 @@ def parallel_coordinates(rep: Report) -> Any:
 
 
 def learning_curves(rep: Report) -> Any:
-    """Val accuracy per epoch, a line per trial (plot_data.py's sample of a big sweep), coloured as the PNG is."""
+    """The curve metric (val accuracy, or the sweep's own) per epoch, a line per trial (plot_data.py's sample of a
+    big sweep), coloured as the PNG is."""
     drawn = sample(rep, MAX_CURVES)
     points = curve_points(rep, drawn)
     if points is None:
@@ -100,8 +102,9 @@ def learning_curves(rep: Report) -> Any:
         name = str(cat) if cat is not None else "other" if cats else "trials"
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name,
                                  line={"color": colour, "width": 1}, hovertext=text, hoverinfo="text+x+y"))
-    fig.update_layout(title=f"Learning curves: val accuracy per epoch ({len(np.unique(pos))} trials)",
-                      xaxis_title="epoch", yaxis_title="val accuracy", height=480)
+    name = spelled(curve_metric(rep.metric))
+    fig.update_layout(title=f"Learning curves: {name} per epoch ({len(np.unique(pos))} trials)",
+                      xaxis_title="epoch", yaxis_title=name, height=480)
     return fig
 
 
@@ -142,7 +145,7 @@ def reference_intervals(rep: Report) -> Any:
     ref = rep.references
     if ref is None or ref.empty:
         return None
-    top = ref[ref["metric"] == (HEADLINE if (ref["metric"] == HEADLINE).any() else ref["metric"].iloc[0])]
+    top = ref[ref["metric"] == headline_of(rep, list(dict.fromkeys(ref["metric"])))]
     top = top.iloc[::-1].assign(label=lambda f: f["variant"].astype(str))
     go = _go()
     fig = go.Figure()

@@ -1,7 +1,8 @@
 """What the PNG plots (png_plots.py) and the HTML page's figures (html_figures.py) both draw from: which trials a
 big sweep's learning curves sample, the key trials are coloured by and its categories in order, and every
-drawn trial's val accuracy per epoch from epochs.parquet (Sweep.epochs: read once per report, however many
-outputs draw the curves). No plotting library is imported here.
+drawn trial's curve metric per epoch (val accuracy, or the sweep's own declared metric: report/metrics.py) from
+epochs.parquet (Sweep.epochs: read once per report, however many outputs draw the curves). No plotting library is
+imported here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pandas as pd
 
 from sweeper.errors import SweeperError
 from sweeper.report.frame import Report
+from sweeper.report.metrics import curve_metric
 from sweeper.spec.params import applies
 
 MAX_COLOURS = 20
@@ -64,7 +66,9 @@ def sample(rep: Report, limit: int) -> np.ndarray:
 
 
 def curve_points(rep: Report, drawn: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(trial row position, epoch, val_accuracy) of every epoch of the drawn trials, in curve order."""
+    """(trial row position, epoch, curve metric) of every epoch of the drawn trials, in curve order; a sweep whose
+    epochs.parquet lacks the curve metric (a report of sweeps with different metrics) draws none."""
+    metric = curve_metric(rep.metric)
     pos, xs, ys = [], [], []
     wanted = np.zeros(len(rep.trials), dtype=bool)
     wanted[drawn] = True
@@ -76,13 +80,15 @@ def curve_points(rep: Report, drawn: np.ndarray) -> tuple[np.ndarray, np.ndarray
             ep = s.epochs()
         except SweeperError:
             continue
+        if metric not in ep:
+            continue
         codes, uniques = pd.factorize(ep["trial_id"])  # 1M strings: hash once, then look up 10k
         at = np.append(lookup.reindex(uniques).to_numpy(dtype=float, na_value=np.nan), np.nan)
         p = at[codes]  # code -1 (no trial_id) picks the appended NaN
         keep = ~np.isnan(p)
         pos.append(p[keep].astype(np.int64))
         xs.append(ep["epoch"].to_numpy(dtype=float, na_value=np.nan)[keep])
-        ys.append(pd.to_numeric(ep["val_accuracy"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)[keep])
+        ys.append(pd.to_numeric(ep[metric], errors="coerce").to_numpy(dtype=float, na_value=np.nan)[keep])
     if not pos or not sum(len(p) for p in pos):
         return None
     p, x, y = np.concatenate(pos), np.concatenate(xs), np.concatenate(ys)

@@ -1,4 +1,5 @@
-"""The PNG plots `report --out` writes (matplotlib, Agg): learning curves, test accuracy against the reference
+"""The PNG plots `report --out` writes (matplotlib, Agg): learning curves, the final score (test accuracy, or the test
+counterpart of the sweep's declared metric, in a file named after it: report/metrics.py) against the reference
 (means with 95% t intervals), parameter effects (means with 95% t intervals, importance with its bootstrap interval).
 
 Every plot covers the trials that pass --where (not only the --top rows). Trials are coloured by variant (else
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from sweeper.report.frame import Report
+from sweeper.report.metrics import curve_metric, final_metric, spelled
 from sweeper.report.plot_data import MAX_CURVES, categories, colour_key, curve_points, sample, varied_params
 from sweeper.report.stats import half_widths
 from sweeper.store.trials import Ended
@@ -75,7 +77,8 @@ class Colours:
 
 
 def plot_curves(rep: Report, colours: Colours, path: Path) -> str | None:
-    """Val accuracy per epoch, a line per trial; returns why nothing was drawn, or None."""
+    """The curve metric (val accuracy, or the sweep's own) per epoch, a line per trial; returns why nothing was
+    drawn, or None."""
     from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
 
@@ -109,7 +112,7 @@ def plot_curves(rep: Report, colours: Colours, path: Path) -> str | None:
         extra.append(Line2D([], [], ls=":", color="gray", label="ASHA rungs"))
     title = f"Learning curves ({n} trials)" if len(drawn) == len(rep.trials) else \
         f"Learning curves ({n:,} of {len(rep.trials):,} trials drawn: the 20 best and a random sample)"
-    ax.set(xlabel="epoch", ylabel="val accuracy", title=title)
+    ax.set(xlabel="epoch", ylabel=spelled(curve_metric(rep.metric)), title=title)
     ax.grid(alpha=0.3)
     colours.legend(ax, extra)
     _save(fig, path)
@@ -125,18 +128,20 @@ def _reference(rep: Report, variant: Any, metric: str) -> float:
 
 
 def plot_test_accuracy(rep: Report, colours: Colours, path: Path) -> str | None:
-    """Mean test accuracy per colour group (variant) with its spread, beside the reference where known."""
+    """Mean final score (test accuracy, or the declared metric's test counterpart) per colour group (variant) with
+    its spread, beside the reference where known."""
     t = rep.trials
-    done = t["state"].eq("TERMINATED") & pd.to_numeric(t["test_accuracy"], errors="coerce").notna()
+    final = final_metric(rep.metric, t.columns)
+    done = t["state"].eq("TERMINATED") & pd.to_numeric(t[final], errors="coerce").notna()
     if not done.any():
-        return "no trial has finished with a test accuracy yet"
+        return f"no trial has finished with a {spelled(final)} yet"
     labels = colours.cats if colours.key else ["all trials"]
     codes = colours.codes[done.to_numpy()]
-    acc = pd.to_numeric(t.loc[done, "test_accuracy"]).to_numpy()
+    acc = pd.to_numeric(t.loc[done, final]).to_numpy()
     stats = pd.DataFrame({"code": codes, "acc": acc}).groupby("code")["acc"].agg(["mean", "std", "count"])
     stats = stats.reindex(range(len(labels)))
     stats["ci"] = half_widths(stats["std"], stats["count"])
-    refs = np.array([_reference(rep, v, "test_accuracy") if colours.key == "variant" else np.nan for v in labels])
+    refs = np.array([_reference(rep, v, final) if colours.key == "variant" else np.nan for v in labels])
     plt = _plt()
     fig, ax = plt.subplots(figsize=TEST_SIZE, dpi=DPI)
     ypos = np.arange(len(labels))[::-1]
@@ -151,14 +156,22 @@ def plot_test_accuracy(rep: Report, colours: Colours, path: Path) -> str | None:
         if np.isfinite(r):
             ax.text(r, yv - 0.2, f" {r:.4f}", va="center", fontsize=7)
     values = np.concatenate([stats["mean"].dropna().to_numpy(), refs[np.isfinite(refs)]])
-    ax.set_xlim(max(0.0, float(values.min()) - 0.05), min(1.0, float(values.max()) + 0.05))
+    ax.set_xlim(*_limits(float(values.min()), float(values.max())))
     ns = stats["count"].fillna(0).astype(int)
     ax.set_yticks(ypos, [f"{v} (n={n})" for v, n in zip(labels, ns, strict=True)], fontsize=8)
     versus = " vs the reference" if np.isfinite(refs).any() else ""
-    ax.set(xlabel="test accuracy", title="Test accuracy per " + (colours.key or "sweep") + versus)
+    ax.set(xlabel=spelled(final), title=spelled(final).capitalize() + " per " + (colours.key or "sweep") + versus)
     ax.legend(fontsize=8, loc="lower right")
     _save(fig, path)
     return None
+
+
+def _limits(low: float, high: float) -> tuple[float, float]:
+    """The score axis: 0.05 beyond the values within [0, 1] (accuracies, F1); 5% of their range beyond others."""
+    if 0.0 <= low and high <= 1.0:
+        return max(0.0, low - 0.05), min(1.0, high + 0.05)
+    pad = 0.05 * (high - low) if high > low else 0.05 * max(abs(high), 1.0)
+    return low - pad, high + pad
 
 
 def _effect_panel(ax: Any, x: pd.Series, y: np.ndarray, rgba: np.ndarray, title: str, dots: np.ndarray,
@@ -243,12 +256,16 @@ def _save(fig: Any, path: Path, tight: bool = True) -> None:
     _plt().close(fig)
 
 
-PLOTS = (
-    ("learning_curves.png", "val accuracy per epoch, one line a trial", plot_curves),
-    ("test_accuracy.png", "test accuracy per variant (or model, or varied key), beside the study's reference where "
-     "there is one", plot_test_accuracy),
-    ("effects.png", "effect of each varied parameter on the metric, means with 95% intervals", plot_effects),
-)
+def plots(rep: Report) -> list[tuple[str, str, Any]]:
+    """(file name, caption, drawing function) of each plot; the final score's is named after it (test_accuracy.png,
+    test_f1.png)."""
+    final = final_metric(rep.metric, rep.trials.columns)
+    return [
+        ("learning_curves.png", f"{spelled(curve_metric(rep.metric))} per epoch, one line a trial", plot_curves),
+        (f"{final}.png", f"{spelled(final)} per variant (or model, or varied key), beside the study's reference "
+         "where there is one", plot_test_accuracy),
+        ("effects.png", "effect of each varied parameter on the metric, means with 95% intervals", plot_effects),
+    ]
 
 
 def write_plots(rep: Report, out: Path) -> tuple[list[tuple[str, str]], list[str]]:
@@ -256,11 +273,11 @@ def write_plots(rep: Report, out: Path) -> tuple[list[tuple[str, str]], list[str
     written: list[tuple[str, str]] = []
     skipped: list[str] = []
     if rep.trials.empty:
-        for name, _, _ in PLOTS:
+        for name, _, _ in plots(rep):
             (out / name).unlink(missing_ok=True)
         return written, ["no trials to plot"]
     colours = Colours(rep)
-    for name, caption, draw in PLOTS:
+    for name, caption, draw in plots(rep):
         why_not = draw(rep, colours, out / name)
         if why_not:
             (out / name).unlink(missing_ok=True)  # not a stale one from an earlier report in the same folder
