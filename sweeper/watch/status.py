@@ -94,7 +94,9 @@ def load(storage: Storage, name: str, eta: bool = True) -> Tracker:
     space = _space(folder, sweep_state)
     fp = sweep_state.get("fingerprint") or {}
     metric = space.spec.metric if space else str(fp.get("metric") or "val_accuracy")
-    t = Tracker(name=name, metric=metric, mode=space.spec.mode or mode_of(metric) if space else mode_of(metric),
+    declared = fp.get("metrics") if isinstance(fp.get("metrics"), dict) else None  # the space's own metrics
+    t = Tracker(name=name, metric=metric,
+                mode=space.spec.mode or mode_of(metric) if space else str(fp.get("mode") or mode_of(metric, declared)),
                 total=space.num_trials if space else 0, epochs=space.spec.epochs if space else 1,
                 varied=tuple(a.key for a in space.axes) if space else ())
     who = driver(folder, sweep_state)
