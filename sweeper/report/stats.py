@@ -81,13 +81,14 @@ def half_widths(std: pd.Series, n: pd.Series) -> pd.Series:
 
 
 def holm(pvalues: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjustment: the i-th smallest of m p-values times (m - i + 1), kept monotone, at most 1."""
+    """Holm's step-down adjustment along the last axis (one family per row): the i-th smallest of m p-values times
+    (m - i + 1), kept monotone, at most 1."""
     p = np.asarray(pvalues, dtype=float)
+    m = p.shape[-1]
+    order = np.argsort(p, axis=-1, kind="stable")
+    scaled = np.take_along_axis(p, order, axis=-1) * (m - np.arange(m))
     adjusted = np.empty_like(p)
-    running = 0.0
-    for rank, i in enumerate(np.argsort(p, kind="stable")):
-        running = max(running, min(1.0, (len(p) - rank) * p[i]))
-        adjusted[i] = running
+    np.put_along_axis(adjusted, order, np.minimum(1.0, np.maximum.accumulate(scaled, axis=-1)), axis=-1)
     return adjusted
 
 
@@ -113,12 +114,85 @@ def ttest(a: pd.DataFrame, b: pd.DataFrame) -> tuple[Any, str]:
         return st.ttest_ind(a["value"].to_numpy(), b["value"].to_numpy(), equal_var=False), "Welch"
 
 
-def compare(best: pd.DataFrame, other: pd.DataFrame) -> tuple[float, str]:
-    """Two-sided p-value of a difference in mean `value` and the test used (`ttest`). Identical samples give
-    p = 1."""
-    result, kind = ttest(best, other)
-    p = result.pvalue
-    return (1.0 if np.isnan(p) else float(p)), kind
+def _p_two_sided(diff: np.ndarray, se: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """Two-sided t p-values of diff / se on df degrees of freedom, as scipy's t-tests give them, except that a zero
+    difference with no spread is p = 1 (scipy: NaN) and a nonzero one p = 0."""
+    with np.errstate(all="ignore"):
+        p = 2 * scipy_stats().t.sf(np.abs(diff / se), df)
+    p = np.where(se > 0, p, np.where(diff != 0, 0.0, 1.0))
+    return np.where(np.isnan(p), 1.0, p)
+
+
+def pair_pvalues(values: np.ndarray, seed_sets: np.ndarray) -> np.ndarray:
+    """Two-sided p-values of every pair of configurations, per sweep: `values` is (sweeps, configurations,
+    replicates), NaN-padded, every configuration with 2 or more; `seed_sets` is (configurations,): configurations
+    with the same label >= 0 hold the same seeds, each once, in the same columns, and are compared by a paired t-test
+    (scipy.stats.ttest_rel's statistic), the others by Welch's (ttest_ind, equal_var=False). Returns
+    (sweeps, configurations, configurations), symmetric, NaN on the diagonal."""
+    x = np.asarray(values, dtype=float)
+    k = x.shape[1]
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        n = np.sum(~np.isnan(x), axis=-1).astype(float)
+        mean, var = np.nanmean(x, axis=-1), np.nanvar(x, axis=-1, ddof=1)
+        vn = var / n
+        se2 = vn[:, :, None] + vn[:, None, :]
+        df = se2**2 / (vn[:, :, None] ** 2 / (n[:, :, None] - 1) + vn[:, None, :] ** 2 / (n[:, None, :] - 1))
+        p = _p_two_sided(mean[:, :, None] - mean[:, None, :], np.sqrt(se2), df)
+        labels = np.asarray(seed_sets)
+        for label in np.unique(labels[labels >= 0]):
+            members = np.flatnonzero(labels == label)
+            if len(members) < 2:
+                continue
+            block = x[:, members]
+            block = block[:, :, ~np.isnan(block).all(axis=(0, 1))]  # the set's seeds' columns
+            d = block[:, :, None, :] - block[:, None, :, :]
+            m = block.shape[-1]
+            se = np.sqrt(np.var(d, axis=-1, ddof=1) / m)
+            p[:, members[:, None], members[None, :]] = _p_two_sided(np.mean(d, axis=-1), se, np.full(se.shape, m - 1))
+    p[:, np.arange(k), np.arange(k)] = np.nan
+    return p
+
+
+def versus_best(values: np.ndarray, seed_sets: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per sweep (`values` and `seed_sets` as in pair_pvalues): the best configuration (best mean, the first on a
+    tie), each configuration's two-sided p against it and that p Holm-corrected over the comparisons with the best;
+    NaN for the best itself. A configuration is worse than the best where the corrected p < ALPHA."""
+    x = np.asarray(values, dtype=float)
+    sweeps, k = x.shape[:2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(x, axis=-1)
+    best = np.argmin((-1.0 if mode == "max" else 1.0) * mean, axis=-1)
+    p = pair_pvalues(x, seed_sets)[np.arange(sweeps), best]  # (sweeps, k): each against its sweep's best
+    others = np.arange(k)[None, :] != best[:, None]
+    adjusted = np.full_like(p, np.nan)
+    if k > 1:
+        adjusted[others] = holm(p[others].reshape(sweeps, k - 1)).ravel()
+    return best, p, adjusted
+
+
+def replicate_matrix(groups: list[pd.DataFrame]) -> tuple[np.ndarray, np.ndarray]:
+    """Configurations' replicates (each a frame of value and seed) as versus_best takes them: one row each, a column
+    per seed for those whose seeds are given and distinct (so equal seed sets line up), the others' values after
+    those columns; and each row's seed set label (-1: no seeds to pair by)."""
+    sets: dict[frozenset[Any], int] = {}
+    columns: dict[Any, int] = {}
+    labels = []
+    for g in groups:
+        seeds = g["seed"]
+        if seeds.notna().all() and seeds.is_unique:
+            labels.append(sets.setdefault(frozenset(seeds), len(sets)))
+            for s in seeds:
+                columns.setdefault(s, len(columns))
+        else:
+            labels.append(-1)
+    loose = max([len(g) for g, label in zip(groups, labels, strict=True) if label < 0], default=0)
+    out = np.full((len(groups), len(columns) + loose), np.nan)
+    for row, (g, label) in enumerate(zip(groups, labels, strict=True)):
+        at = [columns[s] for s in g["seed"]] if label >= 0 else list(range(len(columns), len(columns) + len(g)))
+        out[row, at] = g["value"].to_numpy(float)
+    return out, np.array(labels, dtype=np.int64)
 
 
 @dataclass
@@ -187,19 +261,18 @@ def compare_configurations(trials: pd.DataFrame, params: list[str], metric: str,
     half = half_widths(configs["std"], configs["n"])  # scipy's t interval around each mean, vectorised
     configs = configs.assign(ci_low=configs["mean"] - half, ci_high=configs["mean"] + half, mark=UNTESTED, p=np.nan,
                              p_holm=np.nan, test="")
-    tested = configs.index[configs["n"] >= 2]
+    tested = configs.index[configs["n"] >= 2].to_numpy()
     if len(tested):
-        sign = -1.0 if mode == "max" else 1.0
-        best = tested[int(np.argmin(sign * configs.loc[tested, "mean"].to_numpy()))]
-        configs.loc[best, "mark"] = BEST
-        others = [i for i in tested if i != best]
-        by_config = dict(list(data[data["config"].isin(configs.loc[tested, "config"])].groupby("config", sort=False)))
-        results = [compare(by_config[configs.at[best, "config"]], by_config[configs.at[i, "config"]]) for i in others]
-        if others:
-            configs.loc[others, "p"] = [p for p, _ in results]
-            configs.loc[others, "test"] = [kind for _, kind in results]
-            configs.loc[others, "p_holm"] = holm(np.array([p for p, _ in results]))
-            configs.loc[others, "mark"] = np.where(configs.loc[others, "p_holm"] >= ALPHA, TIED, WORSE)
+        by_config = dict(list(data.groupby("config", sort=False)))
+        values, seed_sets = replicate_matrix([by_config[c] for c in configs.loc[tested, "config"]])
+        best, p, adjusted = (a[0] for a in versus_best(values[None], seed_sets, mode))
+        others = np.arange(len(tested)) != best
+        configs.loc[tested[best], "mark"] = BEST
+        configs.loc[tested[others], "p"] = p[others]
+        configs.loc[tested[others], "p_holm"] = adjusted[others]
+        paired = (seed_sets >= 0) & (seed_sets == seed_sets[best])
+        configs.loc[tested[others], "test"] = np.where(paired[others], "paired", "Welch")
+        configs.loc[tested[others], "mark"] = np.where(adjusted[others] >= ALPHA, TIED, WORSE)
     rank = configs["mark"].map({BEST: 0, TIED: 1, WORSE: 2, UNTESTED: 3})
     sign = -1.0 if mode == "max" else 1.0
     order = np.lexsort((sign * configs["mean"].to_numpy(float), rank.to_numpy()))

@@ -20,7 +20,7 @@ from rich.console import Console
 from sweeper.report.analysis import configurations
 from sweeper.report.frame import Report, build_report
 from sweeper.report.markdown_csv import markdown
-from sweeper.report.stats import compare, configuration_codes, holm
+from sweeper.report.stats import configuration_codes, holm, pair_pvalues, replicate_matrix
 from sweeper.report.terminal import print_rich
 from sweeper.store.storage import Storage
 from tests.report.writing import Planned, table, write_sweep
@@ -186,12 +186,18 @@ def test_configuration_id_when_present_else_parameters_but_seed() -> None:
 
 def test_holm_and_welch() -> None:
     assert holm(np.array([0.01, 0.04, 0.03])).tolist() == pytest.approx([0.03, 0.06, 0.06])
+    rows = holm(np.array([[0.01, 0.04, 0.03], [0.5, 0.01, 0.02]]))  # one family per row
+    assert rows.ravel().tolist() == pytest.approx([0.03, 0.06, 0.06, 0.5, 0.03, 0.04])
     a = pd.DataFrame({"value": [0.90, 0.91, 0.92], "seed": [0, 1, 2]})
     b = pd.DataFrame({"value": [0.88, 0.90, 0.89, 0.87], "seed": [0, 1, 2, 3]})  # seeds differ: Welch
-    p, kind = compare(a, b)
-    assert kind == "Welch" and p == pytest.approx(st.ttest_ind(a["value"], b["value"], equal_var=False).pvalue)
-    p, kind = compare(a, a.assign(value=a["value"]))
-    assert kind == "paired" and p == 1.0  # identical replicates: no difference
+    c = pd.DataFrame({"value": [0.89, 0.92, 0.90], "seed": [2, 0, 1]})  # a's seeds in another order: paired
+    values, seed_sets = replicate_matrix([a, b, c, a])
+    assert seed_sets[0] == seed_sets[2] == seed_sets[3] != seed_sets[1]
+    p = pair_pvalues(values[None], seed_sets)[0]
+    assert p[0, 1] == p[1, 0] == pytest.approx(st.ttest_ind(a["value"], b["value"], equal_var=False).pvalue)
+    assert p[0, 2] == pytest.approx(st.ttest_rel(a["value"], c.sort_values("seed")["value"]).pvalue)
+    assert p[0, 3] == 1.0  # identical replicates: no difference
+    assert np.isnan(np.diag(p)).all()
 
 
 def test_the_header_says_what_the_sweep_cost(tmp_path: Path) -> None:
