@@ -7,15 +7,23 @@ architecture while helper processes train the same one, as many as the other tri
 A helper (`python -m sweeper.run.calibrate.load THREADS`) reads one architecture key per line on stdin, trains it on
 random batches until the next line comes, and prints "ready" once it has built and warmed up each. It exits when
 its stdin closes, so helpers never outlive the process that started them, even one that was killed.
+
+Every wait on a helper is bounded (Load's `ready_s`, `write_s`, `exit_s`): a helper that is alive but stuck (it
+never says "ready", stops reading its stdin, or ignores its closing) is killed at the deadline, with a warning on
+stderr, and the calibration goes on with the load of the others.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
+import select
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -27,6 +35,9 @@ if TYPE_CHECKING:
     from torch import nn
 
 WARMUP = 3  # a helper says "ready" after this many batches
+READY_S = 180.0  # at most this long for each helper to build an architecture and say "ready"
+WRITE_S = 10.0  # for a helper to take a line on its stdin
+EXIT_S = 10.0  # for a helper to exit once its stdin is closed
 FASHION = ((1, 28, 28), 10)
 
 
@@ -85,33 +96,80 @@ def params_of(arch: str, models: dict[str, UserModel] | None = None) -> TrialPar
 
 class Load:
     """`n` helper processes with `n_threads` torch threads each; `train(arch)` switches them all to `arch` and
-    returns once each is training it. A helper that failed to start or died is left out: the calibration then
-    measures with less load, never hangs."""
+    returns once each is training it. A helper that failed to start, died, or is stuck past a deadline (`ready_s`
+    to say "ready", `write_s` to take a line, `exit_s` to exit at the end) is killed and left out: the calibration
+    then measures with less load, never hangs. `command`: a helper's command line (tests give a stuck one)."""
 
-    def __init__(self, n: int, n_threads: int, workload: Workload | None = None) -> None:
+    def __init__(self, n: int, n_threads: int, workload: Workload | None = None, *, ready_s: float = READY_S,
+                 write_s: float = WRITE_S, exit_s: float = EXIT_S, command: Sequence[str] | None = None) -> None:
         self.n, self.n_threads = n, n_threads
         self.workload = workload or Workload()
+        self.ready_s, self.write_s, self.exit_s = ready_s, write_s, exit_s
+        self.command = list(command or [sys.executable, "-m", "sweeper.run.calibrate.load", str(n_threads)])
         self.helpers: list[subprocess.Popen[str]] = []
+        self.lines: dict[int, queue.Queue[str | None]] = {}  # each helper's stdout lines; None at its end
+        self.killed: list[str] = []  # why each helper left out was killed
 
     def __enter__(self) -> Load:
-        cmd = [sys.executable, "-m", "sweeper.run.calibrate.load", str(self.n_threads)]
-        self.helpers = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                         text=True) for _ in range(self.n)]
+        for _ in range(self.n):
+            h = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True)
+            if h.stdin is not None:
+                os.set_blocking(h.stdin.fileno(), False)  # writes wait in _say, up to write_s, never forever
+            lines: queue.Queue[str | None] = queue.Queue()
+            threading.Thread(target=self._read, args=(h, lines), daemon=True).start()
+            self.helpers.append(h)
+            self.lines[h.pid] = lines
         return self
+
+    @staticmethod
+    def _read(h: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
+        try:
+            if h.stdout is not None:
+                for line in h.stdout:
+                    lines.put(line.strip())
+        except (OSError, ValueError):  # closed under us
+            pass
+        lines.put(None)
+
+    def _kill(self, h: subprocess.Popen[str], why: str) -> None:
+        if h.poll() is None:
+            self.killed.append(f"helper {h.pid} {why}")
+            print(f"calibration: load helper {h.pid} {why}; killed, the timing goes on with less load",
+                  file=sys.stderr)
+            h.kill()
 
     def train(self, arch: str) -> None:
         for h in self.helpers:
             self._say(h, self.workload.line(arch))
+        deadline = time.monotonic() + self.ready_s
         for h in self.helpers:
-            if h.poll() is None and h.stdout is not None and h.stdout.readline().strip() != "ready":
+            if h.poll() is not None:
+                continue
+            try:
+                said = self.lines[h.pid].get(timeout=max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                self._kill(h, f"did not get ready with {arch} in {self.ready_s:g}s (stuck?)")
+                continue
+            if said != "ready":
                 h.kill()  # it could not train this architecture: no load from it
 
-    @staticmethod
-    def _say(h: subprocess.Popen[str], line: str) -> None:
+    def _say(self, h: subprocess.Popen[str], line: str) -> None:
+        """Write a line to a helper's stdin, waiting at most write_s for it to take it."""
+        if h.stdin is None or h.poll() is not None:
+            return
+        data, fd = (line + "\n").encode(), h.stdin.fileno()
+        deadline = time.monotonic() + self.write_s
         try:
-            if h.stdin is not None and h.poll() is None:
-                h.stdin.write(line + "\n")
-                h.stdin.flush()
+            while data:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([], [fd], [], left)[1]:
+                    self._kill(h, f"did not read its input in {self.write_s:g}s (stuck?)")
+                    return
+                try:
+                    data = data[os.write(fd, data):]
+                except BlockingIOError:
+                    continue
         except OSError:  # died meanwhile: train() skips it
             pass
 
@@ -122,12 +180,16 @@ class Load:
                     h.stdin.close()  # EOF: the helper exits
             except OSError:
                 pass
+        deadline = time.monotonic() + self.exit_s
         for h in self.helpers:
             try:
-                h.wait(timeout=10)
+                h.wait(timeout=max(deadline - time.monotonic(), 0.0))
             except subprocess.TimeoutExpired:
-                h.kill()
-                h.wait()
+                self._kill(h, f"did not exit in {self.exit_s:g}s after its input closed")
+                try:
+                    h.wait(timeout=self.exit_s)
+                except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILLed but not reaped: leave it
+                    pass
 
 
 def main(n_threads: int) -> None:
