@@ -41,7 +41,9 @@ def launch(
         from sweeper.run.search.grow import warm_start_rows
 
         past = warm_start_rows(storage, warm_start, space)
-    exists = folder.exists()
+    # sweep.json is written just before the first trial can start: a folder without it is a launch killed before
+    # that (spec.yaml, ray.log), with nothing to resume and nothing to lose; this launch takes it over
+    exists = state.read_state(folder) is not None
     if exists and if_exists == "resume":
         return resume(folder.name, storage, address=address, data_dir=data_dir, space=space, echo=echo,
                       progress=progress, verbose=verbose)
@@ -57,7 +59,7 @@ def launch(
     run_state = state.new_state(space, data_dir) | session.timing | session.facts
 
     def prepare() -> SweepFolder:
-        if exists and if_exists == "overwrite":
+        if (exists and if_exists == "overwrite") or (not exists and folder.exists()):
             folder.clear(keep=(LOCK_FILE,))  # on every kind of storage: old and new trials never mix
         folder.write_text(SPEC_FILE, space.text)
         return folder

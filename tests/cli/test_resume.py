@@ -235,6 +235,26 @@ def test_launch_on_an_existing_name_refuses_unless_overwrite(
     assert len(after) == 2 and set(after.trial_id).isdisjoint(before.trial_id)
 
 
+def test_a_launch_killed_before_its_first_trial_is_launched_again_not_refused(
+    finished_sweep: tuple[Path, Path], tiny_data: Path
+) -> None:
+    """A launch killed before it wrote sweep.json (in Ray's start: the folder holds spec.yaml and ray.log) has
+    nothing to resume: `resume` says there is no such sweep, so `launch` must not send the user there."""
+    path, runs = finished_sweep
+    killed = runs / "early"
+    killed.mkdir()
+    (killed / "spec.yaml").write_text(path.read_text())
+    (killed / "ray.log").write_text("(Ray's start, cut short)\n")
+    result = runner.invoke(app, ["resume", "early", "--storage", str(runs)])
+    assert result.exit_code == 2 and "no such sweep" in result.stderr
+    result = runner.invoke(app, ["launch", str(path), "--name", "early", "--storage", str(runs), "--data-dir",
+                                 str(tiny_data)])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_parquet(killed / "trials.parquet")) == 2 and (killed / "sweep.json").is_file()
+    log = killed / "ray.log"  # the killed launch's is gone (this one's, if Ray said anything)
+    assert not log.exists() or "(Ray's start, cut short)" not in log.read_text()
+
+
 def test_resume_of_an_unknown_sweep_is_a_user_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["resume", "nope", "--storage", str(tmp_path)])
     assert result.exit_code == 2 and "sweep 'nope': no such sweep under --storage" in result.stderr
