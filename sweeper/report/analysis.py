@@ -93,7 +93,8 @@ def configurations(rep: Report) -> tuple[pd.DataFrame, list[str]]:
 
 def configurations_section(rep: Report, limit: int | None = None) -> Section | None:
     """One row per configuration, best first: n, mean, 95% interval and std of the metric, how it compares with
-    the best (Holm-corrected p and the test), and its test score's mean and 95% interval (reported, not ranked by)."""
+    the best (its p, Holm-corrected over every pair, and the test), and its test score's mean and 95% interval
+    (reported, not ranked by)."""
     if not rep.comparison.replicated:
         return None
     configs, who = configurations(rep)
@@ -110,9 +111,9 @@ def configurations_section(rep: Report, limit: int | None = None) -> Section | N
              (test, label(test), True, lambda r: fmt_value(r["test_mean"], test, rep.metrics)),
              ("test_ci", f"{label(test)} 95% CI", True, lambda r: interval(r["test_ci_low"], r["test_ci_high"]))]
     count = f"{len(shown)} of {len(configs)}" if len(shown) < len(configs) else f"{len(configs)}"
-    how = (f"mean {rep.metric} over the replicates that ran their whole protocol, 95% t interval, n; p: "
-           f"Holm-corrected test against the best; {label(test)}: the final score, mean and 95% t interval over the "
-           f"same replicates (reported, never used to rank)")
+    how = (f"mean {rep.metric} over the replicates that ran their whole protocol, 95% t interval, n; p: the test "
+           f"against the best, Holm-corrected over every pair of configurations; {label(test)}: the final score, mean "
+           f"and 95% t interval over the same replicates (reported, never used to rank)")
     return _table(f"Configurations ({count})", shown, spec, notes=[*rep.comparison.lines(), how],
                   keep=[*who[:2], rep.metric])  # no star: ★ is the best trial; "best" says which configuration
 
