@@ -7,7 +7,9 @@ variants apart ("not shown"). Pairs where a side has fewer than 2 replicates are
 
 Neighbours in the study's ranking are its smallest differences, the ones it could not settle ("small differences
 in results"). This compares finished variants the study chose, on its final score: it selects nothing, so the
-test set stays the final score.
+test set stays the final score. For the same reason Holm over these pairs alone holds its 5%: they are fixed by the
+study's order before our data is seen, unlike "vs best" (stats.versus_best), whose best is picked from the data and
+whose correction therefore runs over every pair.
 """
 
 from __future__ import annotations
