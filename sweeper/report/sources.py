@@ -2,13 +2,13 @@
 
 A report names sweeps under --storage (the same folders every command finds, store/storage.py), or results
 folders given by path (a copy of a sweep's folder holding trials.parquet). With no name it reads every folder
-under --storage that holds trials.parquet. Only trials.parquet and spec.yaml are read up front, so the terminal
-table stays fast on a sweep of any size; epochs.parquet is read on first use (Sweep.epochs: by the learning curves
-of the PNG plots and the HTML page, and by the ASHA audit), once per sweep and report, and kept for every later
-use. spec.yaml gives the metric, the metrics the space declares (report/metrics.py), the variants and what they
-fix, the searched axes, the trials planned per variant (those not started yet are pending), ASHA's rungs and
-reference numbers; without it the report still works, from the data alone (the metric columns trials.parquet
-holds included). With your own loop, sweeper's keys it does not take (null in every trial) are no parameters.
+under --storage that holds trials.parquet. trials.parquet and epochs.parquet are read together, as one pair that
+agrees (store/pair.py: never a trial whose epochs differ from its epoch rows, even while a sweep writes them or
+after a kill between their writes); of epochs.parquet only the columns the learning curves and the ASHA audit use,
+kept as Arrow and made a pandas frame on first use (Sweep.epochs), once per sweep and report. spec.yaml gives
+the metric, the metrics the space declares (report/metrics.py), the variants and what they fix, the searched axes,
+the trials planned per variant (those not started yet are pending), ASHA's rungs and reference numbers; without
+it the report still works, from the data alone (the metric columns trials.parquet holds included). With your own loop, sweeper's keys it does not take (null in every trial) are no parameters.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from sweeper.errors import SweeperError, did_you_mean
 from sweeper.report.metrics import STANDARD_CURVE, sweep_modes
@@ -27,7 +28,7 @@ from sweeper.spec.params import KEY_MODELS, PARAM_KEYS
 from sweeper.spec.space import Space
 from sweeper.spec.usermodels import recorded
 from sweeper.store.files import EPOCHS_FILE, SPEC_FILE, TRIALS_FILE
-from sweeper.store.parquet import read_frame
+from sweeper.store.pair import read_pair
 from sweeper.store.schema import PARAM_PREFIX
 from sweeper.store.state import read_state
 from sweeper.store.storage import Storage, SweepFolder, is_uri
@@ -57,18 +58,22 @@ class Sweep:
     no_test: str | None = None  # the data source, when it gives no test split (sweep.json's data_sizes)
     own_loop: bool = False  # trials ran your own loop (`trainable:`): it may leave standard metrics out
     key_models: dict[str, set[str]] = field(default_factory=lambda: {k: set(v) for k, v in KEY_MODELS.items()})
-    _epochs: pd.DataFrame | str | None = field(default=None, init=False, repr=False, compare=False)  # or why not
+    # epochs.parquet's rows of the same generation as `trials` (Arrow until first asked for), or why there are none
+    _epochs: pd.DataFrame | pa.Table | str | None = field(default=None, init=False, repr=False, compare=False)
+
+    def epoch_columns(self) -> list[str]:
+        """trial_id, epoch, val_accuracy and the declared metrics (the learning curves) and the sweep's metric (the
+        ASHA audit)."""
+        return list(dict.fromkeys(["trial_id", "epoch", STANDARD_CURVE, self.metric, *self.declared]))
 
     def epochs(self) -> pd.DataFrame:
-        """epochs.parquet's trial_id, epoch, val_accuracy and the declared metrics (the learning curves) and the
-        sweep's metric (the ASHA audit): read on first use and kept, so a report reads it once however many outputs
-        draw on it; a missing or unreadable file is a SweeperError, each time it is asked for."""
+        """epochs.parquet's `epoch_columns`, read with the trials (read_sweep) and made a frame on first use and
+        kept, so a report converts it once however many outputs draw on it; a missing or unreadable file is a
+        SweeperError, each time it is asked for."""
         if self._epochs is None:
-            columns = list(dict.fromkeys(["trial_id", "epoch", STANDARD_CURVE, self.metric, *self.declared]))
-            try:
-                self._epochs = read_frame(self.folder, EPOCHS_FILE, columns=columns)
-            except SweeperError as exc:
-                self._epochs = str(exc)
+            self._epochs = f"{self.folder.uri(EPOCHS_FILE)}: not read"
+        if isinstance(self._epochs, pa.Table):
+            self._epochs = self._epochs.to_pandas()
         if isinstance(self._epochs, str):
             raise SweeperError(self._epochs)
         return self._epochs
@@ -125,21 +130,21 @@ def resolve_sweeps(args: list[str], storage: Storage) -> list[tuple[str, SweepFo
     return [(a if names.count(f.name) > 1 else f.name, f) for a, f in zip(args, folders, strict=True)]
 
 
-def _attach_spec(sweep: Sweep) -> None:
-    """Metric, mode, variant order, ASHA rungs and references from spec.yaml; the report works without it."""
+def _attach_spec(sweep: Sweep) -> Space | None:
+    """Metric, mode, variant order, ASHA rungs and references from spec.yaml (its space, or None); the report works
+    without it."""
     where = sweep.folder.uri(SPEC_FILE)
     try:
         text = sweep.folder.read_text(SPEC_FILE)
         if text is None:
             sweep.note = f"{sweep.name}: no {SPEC_FILE} in {sweep.folder}, so no reference numbers"
-            return
+            return None
         run_state = read_state(sweep.folder) or {}
         space = load_text(text, Path(where), recorded(run_state.get("models")))
     except SweeperError as exc:
         sweep.note = f"{sweep.name}: {SPEC_FILE} unusable, so no reference numbers ({exc})"
-        return
+        return None
     spec = space.spec
-    sweep.trials = _without_unused(sweep.trials, space)
     sweep.own_loop = space.trainable is not None
     sweep.description = " ".join(spec.description.split()) if spec.description else None
     sweep.metric, sweep.mode = spec.metric, spec.mode or "max"
@@ -155,6 +160,7 @@ def _attach_spec(sweep: Sweep) -> None:
     if spec.scheduler.type == "asha":
         sweep.asha_rungs = [m for m in asha_milestones(spec.epochs, spec.scheduler.grace_period,
                                                        spec.scheduler.reduction_factor) if m < spec.epochs]
+    return space
 
 
 def _without_unused(trials: pd.DataFrame, space: Space) -> pd.DataFrame:
@@ -169,7 +175,17 @@ def _without_unused(trials: pd.DataFrame, space: Space) -> pd.DataFrame:
 
 
 def read_sweep(name: str, folder: SweepFolder) -> Sweep:
-    sweep = Sweep(name=name, folder=folder, trials=read_frame(folder, TRIALS_FILE))
-    _attach_spec(sweep)
+    """One sweep: spec.yaml first (it names the metric columns of epochs.parquet the report uses), then the pair."""
+    sweep = Sweep(name=name, folder=folder, trials=pd.DataFrame())
+    space = _attach_spec(sweep)
+    pair = read_pair(folder, epoch_columns=sweep.epoch_columns())
+    if pair.trials is None:
+        raise SweeperError(f"{folder.uri(TRIALS_FILE)}: no such results file")
+    sweep.trials = pair.trials.to_pandas()
+    if space is not None:
+        sweep.trials = _without_unused(sweep.trials, space)
+    sweep._epochs = pair.epochs_error or pair.epochs_table
+    if sweep._epochs is None:
+        sweep._epochs = f"{folder.uri(EPOCHS_FILE)}: no such results file"
     sweep.modes = sweep_modes(sweep.declared, sweep.trials, sweep.own_loop)
     return sweep

@@ -11,6 +11,7 @@ Modules:
   lock     `.lock`: the pid and host of the process running a sweep; a second run is refused while it lives
   schema   the columns of trials.parquet and epochs.parquet
   parquet  reading and writing those files atomically, with pyarrow alone (or a pandas frame for reports)
+  pair     the two files as one pair that agrees after a kill at any moment: written in generations, read whole
   writer   ResultsWriter: trial and epoch rows gathered as results arrive, flushed into the sweep's folder
   trials   a trial row's vocabulary: TrialState, StoppedBy, Ended, Errored (what resume does with errored
            trials) and the one rule for "best"

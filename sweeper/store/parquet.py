@@ -29,15 +29,24 @@ def _inferred(values: list[Any]) -> pa.Array:
         return pa.array([None if v is None else str(v) for v in values], type=pa.string())
 
 
-def write_rows(folder: SweepFolder, file: str, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
-    """Write rows (dicts) as Parquet atomically (temp + rename, or one object put): the columns of `schema` with
-    its types, then any other key the rows have (param_<key> columns), its type inferred."""
+def parquet_bytes(rows: list[dict[str, Any]], schema: pa.Schema, metadata: dict[str, str] | None = None) -> bytes:
+    """Rows (dicts) as a Parquet file's bytes: the columns of `schema` with its types, then any other key the rows
+    have (param_<key> columns), its type inferred; `metadata` as the schema's key-value metadata."""
     extra = list(dict.fromkeys(k for r in rows for k in r if k not in schema.names))
     arrays = [pa.array([r.get(n) for r in rows], type=schema.field(n).type) for n in schema.names]
     arrays += [_inferred([r.get(n) for r in rows]) for n in extra]
+    table = pa.Table.from_arrays(arrays, names=[*schema.names, *extra])
+    if metadata:
+        table = table.replace_schema_metadata(metadata)
     buf = io.BytesIO()
-    pq.write_table(pa.Table.from_arrays(arrays, names=[*schema.names, *extra]), buf)
-    folder.write_bytes(file, buf.getvalue(), sync=True)
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+def write_rows(folder: SweepFolder, file: str, rows: list[dict[str, Any]], schema: pa.Schema,
+               metadata: dict[str, str] | None = None) -> None:
+    """Write rows (dicts) as Parquet atomically (temp + rename, or one object put); see `parquet_bytes`."""
+    folder.write_bytes(file, parquet_bytes(rows, schema, metadata), sync=True)
 
 
 def _read(folder: SweepFolder, file: str, columns: list[str] | None) -> pa.Table | None:

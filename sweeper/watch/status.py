@@ -23,7 +23,7 @@ from sweeper.spec.space import Space
 from sweeper.spec.usermodels import recorded
 from sweeper.store import lock
 from sweeper.store.files import EPOCHS_FILE, SPEC_FILE, STATE_FILE, TRIALS_FILE
-from sweeper.store.parquet import read_rows
+from sweeper.store.pair import read_pair
 from sweeper.store.state import first_started, sessions
 from sweeper.store.storage import Storage, SweepFolder
 from sweeper.store.sweeps import open_sweep, sweep_names
@@ -102,14 +102,15 @@ def load(storage: Storage, name: str, eta: bool = True) -> Tracker:
     who = driver(folder, sweep_state)
     t.state = who.label
     alive = who.label.startswith("running")
-    for row in read_rows(folder, TRIALS_FILE):
+    runs = sessions(sweep_state)
+    killed = any(not s.get("ended") for s in runs[:-1])  # epochs.parquet's rows are read only where needed
+    wanted = killed or (alive and eta and space is not None)
+    pair = read_pair(folder, epoch_columns=["session", "reported_at"], epochs=wanted)  # one generation of both
+    for row in pair.trial_rows():
         if row.get("state") == TrialState.RUNNING and not alive:  # its driver died: it runs again on resume
             row["state"] = TrialState.INTERRUPTED.value
         t.update(row)
-    runs = sessions(sweep_state)
-    killed = any(not s.get("ended") for s in runs[:-1])  # epochs.parquet is read only where it is needed
-    wanted = killed or (alive and eta and space is not None)
-    reports = read_rows(folder, EPOCHS_FILE, ["session", "reported_at"]) if wanted else []
+    reports = pair.epoch_rows() if wanted else []
     last_report: dict[int, float] = {}
     for r in reports:
         if r.get("session") is not None and r.get("reported_at") is not None:

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -375,21 +376,29 @@ def test_out_html_and_a_sweep_without_finished_trials(storage: Path, tmp_path: P
 
 def test_each_sweeps_epochs_are_read_once_per_report(storage: Path, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """The ASHA audit, the PNG learning curves and the HTML page's (printed and written) share one read."""
+    """The ASHA audit, the PNG learning curves and the HTML page's (printed and written) share one read: each
+    sweep's trials.parquet and epochs.parquet are read once, together (store/pair.py), and its epochs made a frame
+    once."""
     import sweeper.report.sources as sources
 
-    reads: list[tuple[str, str]] = []
-    read_frame = sources.read_frame
+    reads: list[str] = []
+    frames: list[str] = []
+    read_pair, epochs = sources.read_pair, sources.Sweep.epochs
 
-    def counted(folder: SweepFolder, file: str, columns: list[str] | None = None) -> pd.DataFrame:
-        reads.append((folder.name, file))
-        return read_frame(folder, file, columns)
+    def counted(folder: SweepFolder, *args: Any, **kwargs: Any) -> Any:
+        reads.append(folder.name)
+        return read_pair(folder, *args, **kwargs)
 
-    monkeypatch.setattr(sources, "read_frame", counted)
+    def converted(sweep: sources.Sweep) -> pd.DataFrame:
+        if not isinstance(sweep._epochs, pd.DataFrame):
+            frames.append(sweep.name)
+        return epochs(sweep)
+
+    monkeypatch.setattr(sources, "read_pair", counted)
+    monkeypatch.setattr(sources.Sweep, "epochs", converted)
     code, stdout, _ = cli("slides", "asha", "--format", "html", "--out", str(tmp_path), storage=storage)
     assert code == 0 and 'id="curves"' in stdout and "ASHA audit: asha" in stdout
-    assert sorted(reads) == [("asha", "epochs.parquet"), ("asha", "trials.parquet"),
-                             ("slides", "epochs.parquet"), ("slides", "trials.parquet")]
+    assert sorted(reads) == ["asha", "slides"] and sorted(frames) == ["asha", "slides"]
 
 
 def test_help_lists_options_and_does_not_import_pandas() -> None:

@@ -104,7 +104,9 @@ def test_a_writer_without_the_space_keeps_the_declared_columns(tmp_path: Path) -
     assert epochs == [("t1", 1, 0.5, 0), ("t1", 2, 0.8, 0), ("t1", 3, 0.85, 0), ("t3", 1, 0.55, 1)]
     by_id = {r["trial_id"]: r for r in rows(tmp_path, TRIALS_FILE)}
     assert set(by_id) == {"t1", "t3"}
-    assert (by_id["t1"]["val_f1"], by_id["t1"]["test_f1"], by_id["t3"]["val_f1"]) == (0.8, 0.75, 0.55)
+    # t1's row moves up to the backfilled epoch 3 (its epochs agree with its rows); its test metric is kept
+    assert (by_id["t1"]["epochs"], by_id["t1"]["val_f1"], by_id["t1"]["test_f1"]) == (3, 0.85, 0.75)
+    assert by_id["t3"]["val_f1"] == 0.55
 
 
 def test_declared_columns_with_no_value_yet_keep_their_type(tmp_path: Path) -> None:
