@@ -88,7 +88,18 @@ def resume(
     """Continue an interrupted sweep from Ray's experiment state; unfinished trials restart from their
     last epoch checkpoint. `space`, if given, must not change what the trials are; `accept_code`: go on although
     the sweep's own models changed (run/provenance.py)."""
+    from sweeper.run.recovery import whole_state
+
     folder, run_state, stored = load_sweep_space(storage, name)
+    if not whole_state(current_runs(folder, run_state)):
+        # killed before Ray's first snapshot (it takes one about every 10 s), or in the middle of writing it: Ray
+        # has nothing to restore and would start the experiment over with the searcher it began with (and end
+        # early). The trials that ended are kept; the rest of the budget runs as a new experiment, like extend.
+        if echo is not None:
+            echo(f"resume {name}: Ray saved no whole experiment state before the driver stopped; the trials that "
+                 "ended are kept and the rest start over")
+        return extend(name, storage, space or stored, address, data_dir, echo=echo, progress=progress,
+                      verbose=verbose, accept_code=accept_code, rest=True)
     session = Session(folder, stored, f"resume --errored {Errored(errored).value}", address, verbose, echo, progress,
                       accept_code=accept_code)
     if space is not None:
@@ -121,9 +132,10 @@ def resume(
 
 def extend(name: str, storage: Storage, space: Space, address: str | None = None, data_dir: str | None = None,
            max_failures: int = 0, echo: Echo | None = print, progress: Progress | None = None,
-           verbose: bool = False, accept_code: bool = False) -> Outcome:
+           verbose: bool = False, accept_code: bool = False, rest: bool = False) -> Outcome:
     """Grow sweep `name` to `space`: run, as a new Ray experiment in the sweep's folder, only the trials it plans
-    that have not run; they land in the sweep's Parquet files, under a new session."""
+    that have not run; they land in the sweep's Parquet files, under a new session. `rest`: a resume with no Ray
+    state to restore runs the rest of its own space this way (recorded as a resume)."""
     from sweeper.run.search.grow import extension_plan  # Optuna and Ray Tune: not for a dry run's imports
 
     folder, run_state, stored = load_sweep_space(storage, name)
@@ -140,7 +152,7 @@ def extend(name: str, storage: Storage, space: Space, address: str | None = None
         folder.write_text(SPEC_FILE, space.text)
         run_state["fingerprint"] = state.fingerprint(space)
         experiment = state.add_experiment(run_state)
-        session.command = f"extend {experiment}"
+        session.command = f"{'resume (the rest as' if rest else 'extend'} {experiment}{')' if rest else ''}"
         runs = runs_folder(folder, experiment)
         if echo is not None:
             echo(f"extend {name}: {plan.num_samples} new trials in {runs}"

@@ -85,6 +85,18 @@ def set_aside_torn(runs: SweepFolder) -> list[str]:
     return aside
 
 
+def whole_state(runs: SweepFolder) -> bool:
+    """Whether Ray saved an experiment state in `runs` that it can restore from (one that parses as JSON). A driver
+    killed before Ray's first snapshot, or while it wrote its only one, leaves none."""
+    for name in sorted((n for n in runs.list() if fnmatch.fnmatch(n, STATE_FILES)), reverse=True):
+        try:
+            json.loads(runs.read_bytes(name) or b"")
+            return True
+        except ValueError:
+            continue
+    return False
+
+
 def reconcile(folder: SweepFolder, runs: SweepFolder) -> tuple[list[str], list[str]]:
     """Make Ray's saved experiment state (its last snapshot, which a killed driver may have taken a little before
     trials.parquet's last write) agree with trials.parquet.
