@@ -154,7 +154,7 @@ def architecture(values: Mapping[str, Any]) -> str:
         own_values = {k: values[k] for k in own} | {k: v for k, v in user.items() if v is not None}
         batch = values.get("batch_size") or fields["batch_size"].default
         return " ".join([f"model={model}", *(f"{k}={_norm(v)}".replace(" ", "") for k, v in sorted(own_values.items())),
-                         f"batch_size={_norm(batch)}"])
+                         f"batch_size={_norm(batch)}", *_precision(values)])
     parts = []
     for key in ARCH_KEYS:
         if key != "model" and not applies(key, {str(model)}):
@@ -163,7 +163,14 @@ def architecture(values: Mapping[str, Any]) -> str:
         if value is None or (isinstance(value, float) and value != value):
             value = fields[key].default
         parts.append(f"{key}={_norm(value if key != 'model' else model)}".replace(" ", ""))
-    return " ".join(parts)
+    return " ".join([*parts, *_precision(values)])
+
+
+def _precision(values: Mapping[str, Any]) -> list[str]:
+    """An epoch's cost also depends on the trial's `precision` (bf16 runs faster): named when it is not the default
+    fp32, so every fp32 architecture keeps the key it had before the key existed."""
+    value = values.get("precision")
+    return [] if value is None or value == TrialParams.model_fields["precision"].default else [f"precision={value}"]
 
 
 def row_architecture(row: Mapping[str, Any]) -> str:

@@ -88,6 +88,10 @@ class TrialFields(BaseModel):
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)  # training loss only; evaluation is plain cross-entropy
     augment_shift: int = Field(0, ge=0, lt=28)  # training only: random shift of each image by up to N pixels
     augment_flip: bool = False  # training only: random horizontal flip of each image
+    # fp32: float32 throughout, results equal up to float rounding whatever the device's kernels; tf32 (CUDA): TF32
+    # matmuls and convolutions, cudnn.benchmark; bf16: bfloat16 autocast of training and evaluation (CPUs with
+    # avx512_bf16 or AMX, CUDA), cudnn.benchmark. Both trade float32's numerics for speed, so they are opt-in.
+    precision: Literal["fp32", "tf32", "bf16"] = "fp32"
 
     @field_validator("model")
     @classmethod
