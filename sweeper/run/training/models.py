@@ -4,6 +4,15 @@ factories (run/training/factories.py). Built-ins default to Fashion-MNIST's 1x28
 Outputs are logits; CrossEntropyLoss applies the softmax (the study's "output softmax"). With `batch_norm`, a
 conv layer is conv (no bias: the norm's shift replaces it) -> BatchNorm2d -> relu, and a hidden dense layer is
 linear (no bias) -> BatchNorm1d -> relu; without it the layers are built exactly as before the key existed.
+
+A conv layer followed by a 2x2 max-pool applies its relu after the pool, not before: relu and max commute
+(relu(max(a, b)) = max(relu(a), relu(b)), and the gradient reaches the same input or none), so outputs and
+gradients are bit for bit those of conv -> relu -> pool, with the relu on a quarter of the values. Neither layer
+has parameters, so the state_dict's keys are those of the other order (checkpoints and exports of either load).
+An average pool does not commute with relu: there the relu stays before the pool.
+
+Dropout on a CPU draws its mask in the tensor's logical (N, C, H, W) order whatever the layout (`Dropout`), so a
+cnn trained in channels_last (run/training/loop.py) drops the very units it dropped in the contiguous layout.
 """
 
 from __future__ import annotations
@@ -13,7 +22,9 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
 from torch import nn
+from torch.nn import functional as F
 
 from sweeper.run.training.usercode import resolve
 from sweeper.spec.params import IMAGE_SIDE, TrialParams, cnn_plan, conv_filters
@@ -21,6 +32,20 @@ from sweeper.spec.usermodels import UserModel
 
 NUM_CLASSES = 10
 FASHION_SHAPE = (1, IMAGE_SIDE, IMAGE_SIDE)
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout whose mask, on a CPU, is drawn in the input's logical order: torch draws it in memory order, so a
+    channels_last activation would get other units dropped than the same activation stored contiguous (the same
+    generator, the same numbers, other places). The same draws as nn.Dropout on a contiguous input; a GPU's own
+    fused kernel elsewhere. No parameters, so the state_dict is nn.Dropout's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not 0 < self.p < 1 or x.device.type != "cpu" or x.is_contiguous():
+            return F.dropout(x, self.p, self.training, self.inplace)
+        keep = 1 - self.p
+        noise = torch.empty(x.shape, dtype=x.dtype, device=x.device).bernoulli_(keep).div_(keep)
+        return x * noise
 
 
 def _dense_stack(in_features: int, hidden: list[int], dropout: float, batch_norm: bool = False,
@@ -52,8 +77,8 @@ def build_mlp(p: TrialParams, shape: Shape = FASHION_SHAPE, k: int = NUM_CLASSES
 
 
 def build_cnn(p: TrialParams, shape: Shape = FASHION_SHAPE, k: int = NUM_CLASSES) -> nn.Module:
-    """Conv-(batch norm)-relu layers with 2x2 pooling + dropout every `pool_every` layers, flatten, dense head.
-    Takes square images (C, S, S)."""
+    """Conv-(batch norm)-relu layers with 2x2 pooling + dropout every `pool_every` layers, flatten, dense head
+    (a max-pool goes before its conv's relu: the same outputs, see the module's note). Takes square images (C, S, S)."""
     if len(shape) != 3 or shape[1] != shape[2]:
         raise ValueError(f"the built-in cnn takes square images (C, S, S), but the data's input is {tuple(shape)}")
     layers: list[nn.Module] = []
@@ -61,22 +86,27 @@ def build_cnn(p: TrialParams, shape: Shape = FASHION_SHAPE, k: int = NUM_CLASSES
     plan = cnn_plan(p, shape[1])
     widths = iter(conv_filters(p))
     pool = nn.MaxPool2d if p.pooling == "max" else nn.AvgPool2d
-    for kind, _ in plan:
+    for i, (kind, _) in enumerate(plan):
         if kind == "conv":
             out = next(widths)
             if p.batch_norm:
                 layers += [nn.Conv2d(channels, out, p.kernel_size, padding=p.padding, bias=False),
-                           nn.BatchNorm2d(out), nn.ReLU()]
+                           nn.BatchNorm2d(out)]
             else:
-                layers += [nn.Conv2d(channels, out, p.kernel_size, padding=p.padding), nn.ReLU()]
+                layers.append(nn.Conv2d(channels, out, p.kernel_size, padding=p.padding))
+            pooled_next = p.pooling == "max" and i + 1 < len(plan) and plan[i + 1][0] == "pool"
+            if not pooled_next:  # else the relu follows the max-pool
+                layers.append(nn.ReLU())
             channels = out
         else:
             layers.append(pool(2))
+            if p.pooling == "max":
+                layers.append(nn.ReLU())
             if p.dropout > 0:
-                layers.append(nn.Dropout(p.dropout))
+                layers.append(Dropout(p.dropout))
     layers.append(nn.Flatten())
     if p.pooling == "none" and p.dropout > 0:
-        layers.append(nn.Dropout(p.dropout))
+        layers.append(Dropout(p.dropout))
     side = plan[-1][1]
     return nn.Sequential(*layers, *_dense_stack(channels * side * side, list(p.dense), p.dropout, p.batch_norm, k))
 

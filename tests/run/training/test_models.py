@@ -94,12 +94,18 @@ def test_batch_norm_adds_norm_layers_that_act_differently_in_train_and_eval(mode
     assert not any(isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d) for m in plain.modules())
 
 
-def test_batch_norm_comes_after_each_conv_and_before_its_relu() -> None:
-    net = build_model(TrialParams(model="cnn", filters=4, batch_norm=True))
+@pytest.mark.parametrize("pooling", ["max", "avg", "none"])
+def test_batch_norm_comes_after_each_conv_and_before_its_relu(pooling: str) -> None:
+    """conv -> norm -> relu; a max-pool may sit between the norm and the relu (they commute, see
+    test_relu_after_max_pool_is_bit_identical), an average pool never."""
+    net = build_model(TrialParams(model="cnn", filters=4, batch_norm=True, pooling=pooling))
     layers = list(net)
     for i, layer in enumerate(layers):
         if isinstance(layer, torch.nn.Conv2d):
-            assert isinstance(layers[i + 1], torch.nn.BatchNorm2d) and isinstance(layers[i + 2], torch.nn.ReLU)
+            assert isinstance(layers[i + 1], torch.nn.BatchNorm2d)
+            between = layers[i + 2 : i + 3] if isinstance(layers[i + 2], torch.nn.ReLU) else layers[i + 2 : i + 4]
+            assert isinstance(between[-1], torch.nn.ReLU), layers
+            assert all(isinstance(m, torch.nn.MaxPool2d) for m in between[:-1]), layers
 
 
 def test_per_block_filters_build_those_conv_channels() -> None:
