@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from sweeper.run.training.augment import augment
+from sweeper.run.training.augment import apply, augment, draw, draw_epoch
 from sweeper.run.training.loop import evaluate, train_epoch
 from sweeper.spec.params import TrialParams
 
@@ -100,3 +100,34 @@ def test_training_batches_are_augmented_evaluation_batches_never_and_labels_stay
     assert not all(torch.equal(a, b) for a, b in zip(aug_train, plain_train, strict=True))
     for a, b in zip(aug_train, plain_train, strict=True):
         assert all(explained(a[i], b[i], 2, True) for i in range(len(a)))
+
+
+@pytest.mark.parametrize(("shift", "flip"), [(2, True), (1, False), (0, True)])
+def test_an_epochs_draws_at_its_start_are_the_per_batch_draws(shift: int, flip: bool) -> None:
+    """draw_epoch gives each batch the numbers per-batch drawing gave it, and leaves the generator where that left
+    it; applied slice by slice they augment each batch as `augment` did."""
+    sizes = [8, 8, 8, 5]
+    x = images(sum(sizes))
+    one, epoch = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    per_batch = [augment(x[i : i + n], shift, flip, one) for i, n in zip((0, 8, 16, 24), sizes, strict=True)]
+    d = draw_epoch(sizes, shift, flip, epoch)
+    assert torch.equal(one.get_state(), epoch.get_state())
+    at = 0
+    for n, want in zip(sizes, per_batch, strict=True):
+        assert torch.equal(apply(x[at : at + n], shift, flip, d[at : at + n]), want)
+        at += n
+    again = draw(5, shift, flip, torch.Generator().manual_seed(9))
+    assert (again.offsets is None) == (shift == 0) and (again.mirrored is None) == (not flip)
+
+
+def test_training_sees_the_batches_per_batch_augmentation_gave() -> None:
+    """train_epoch's batches (the epoch's draws made at its start) are those of the loop as it was: the shuffle,
+    then per batch its augmentation from the same generator."""
+    x, y = images(30), torch.arange(30) % 10
+    p = TrialParams(augment_shift=2, augment_flip=True)
+    seen, _ = batches(p, x, y)
+    gen = torch.Generator().manual_seed(0)
+    order = torch.randperm(30, generator=gen)
+    want = [augment(x[order[i : i + 8]], 2, True, gen) for i in range(0, 30, 8)]
+    assert len(seen) == len(want) == 4
+    assert all(torch.equal(a, b) for a, b in zip(seen, want, strict=True))
