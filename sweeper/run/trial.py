@@ -38,8 +38,9 @@ def ray_trainable(config: dict[str, Any], *, splits: Splits, space: Space, epoch
     import torch
     from ray import tune
 
-    from sweeper.run.training.loop import Tensors, train_trial
+    from sweeper.run.training.loop import Tensors, train_trial, tune_allocator
 
+    tune_allocator()  # glibc keeps freed memory in this process: no page faults for every step's buffers
     _free_previous()
     torch.set_num_threads(threads(cpus))  # the cost model's rule: calibration times the same
     p = space.trial_params(config)

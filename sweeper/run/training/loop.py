@@ -8,11 +8,30 @@ A checkpoint (`state.pt`) holds only tensors, numbers, strings and plain contain
 `torch.load(..., weights_only=True)` (no pickled classes): the weights, the optimizer's and the scheduler's
 state, the shuffling/augmentation generator, torch's RNG (dropout), and the progress as a dict of numbers.
 Checkpoints written before that (progress as a pickled `Progress`) still load: that one class is allow-listed.
+A trial on a GPU also keeps the CUDA generator's state (`cuda_rng`: its dropout), so it resumes exactly too.
+
+Fast by default, with the results of the plain loop up to float rounding (each checked in tests/run/training):
+- the built-in cnn and its input batches in channels_last, oneDNN's (and cuDNN's) own layout: no reorder of
+  every activation around every convolution (`fast_layout`); a state_dict of either layout loads into the other,
+  and exports are built contiguous;
+- the fused optimizer kernel (Adam, AdamW, SGD) where the device has one (CPU, CUDA): one pass over the weights;
+- evaluation at a batch chosen for the device (EVAL_BATCH on a CPU: its activations stay in cache; whole splits on
+  a GPU), in inference mode, the sums kept on the device;
+- glibc told to keep freed memory (`tune_allocator`): a step's big buffers are reused instead of being handed back
+  to the OS and faulted in again at the next step;
+- relu after a max-pool instead of before (models.py: bit for bit the same);
+- nothing that makes the host wait for the GPU within an epoch: the loss and accuracy are summed on the device,
+  and augmentation draws an epoch's shifts and flips at its start (the same numbers, augment.py).
+What changes numerics beyond rounding is the trial's `precision` key, fp32 unless a space says otherwise:
+tf32 (TF32 matmuls and convolutions on CUDA, cudnn.benchmark) or bf16 (bfloat16 autocast; cudnn.benchmark).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import math
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,15 +42,28 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
-from sweeper.run.training.augment import augment, augmenting
+from sweeper.run.training.augment import Draws, apply, augmenting, draw_epoch
 from sweeper.run.training.data import Splits
 from sweeper.run.training.models import build_model
 from sweeper.run.training.schedules import make_scheduler, per_batch
 from sweeper.spec.params import TrialParams
 from sweeper.spec.usermodels import UserModel
 
-EVAL_BATCH = 2048
+# Evaluation batch on a CPU: small enough that a batch's activations stay in cache and under glibc's mmap threshold
+# (the 4th CNN's first conv at 256 images: 22 MB; at the 2,048 of before, 177 MB, faulted in at every batch).
+EVAL_BATCH = 256
+GPU_EVAL_BATCH = 16_384  # on a GPU, a whole split at once (Fashion-MNIST's 12,000 validation, 10,000 test images)
 CHECKPOINT_FILE = "state.pt"  # in each epoch's checkpoint folder
+FUSED_DEVICES = ("cpu", "cuda")  # where torch has fused Adam, AdamW and SGD kernels
+
+# glibc's mallopt: keep freed memory in the process. By default glibc unmaps a freed buffer above its (dynamic) mmap
+# threshold and gives back the heap's top beyond its trim threshold, so every training step maps and faults in its
+# big activation buffers again (about 2,000 page faults a step for the 4th CNN). Fixed thresholds stop both: blocks
+# up to 32 MiB (glibc's largest threshold on 64-bit) come from the heap, and up to 512 MiB of free heap stays.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+ALLOCATOR_SETTINGS = {"M_MMAP_THRESHOLD": (M_MMAP_THRESHOLD, 32 * 2**20),
+                      "M_TRIM_THRESHOLD": (M_TRIM_THRESHOLD, 512 * 2**20)}
+_allocator: dict[str, int] | None = None
 
 
 @dataclass
@@ -99,15 +131,108 @@ def load_checkpoint(source: Path | Any, device: torch.device | str = "cpu") -> d
     return state
 
 
+def tune_allocator() -> dict[str, int]:
+    """Set glibc's malloc thresholds for this process (ALLOCATOR_SETTINGS), once; returns what was set, {} where
+    there is no glibc (macOS, musl) or it refused. A trial's worker calls it at its start (run/trial.py), and
+    train_epoch does too, so the calibration, which times train_epoch in its own process, times what trials run."""
+    global _allocator
+    if _allocator is None:
+        _allocator = _mallopt()
+    return dict(_allocator)
+
+
+def allocator_settings() -> dict[str, int] | None:
+    """What tune_allocator set in this process ({}: nothing could be set), or None when it has not run here."""
+    return None if _allocator is None else dict(_allocator)
+
+
+def _mallopt() -> dict[str, int]:
+    if not sys.platform.startswith("linux"):
+        return {}
+    try:
+        libc = ctypes.CDLL(None)  # the process's own C library
+        libc.gnu_get_libc_version  # noqa: B018 - glibc only: another libc's mallopt takes other parameters
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return {}
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return {name: value for name, (param, value) in ALLOCATOR_SETTINGS.items() if mallopt(param, value) == 1}
+
+
+def memory_format(model: nn.Module) -> torch.memory_format:
+    """The layout `model` computes in: channels_last if its first conv weight is stored so, else contiguous."""
+    weight = next((m.weight for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if weight is not None and weight.is_contiguous(memory_format=torch.channels_last) and (
+            weight.stride(1) < weight.stride(2)):  # a 1-channel weight is contiguous both ways: its strides say
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def fast_layout(model: nn.Module, p: TrialParams) -> nn.Module:
+    """The built-in cnn in channels_last (in place: the same Parameter objects, so an optimizer built before still
+    holds them); any other model as it is (your own model's forward may `view` a tensor it assumes contiguous)."""
+    if p.model == "cnn" and memory_format(model) != torch.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _as(x: torch.Tensor, fmt: torch.memory_format) -> torch.Tensor:
+    return x.contiguous(memory_format=fmt) if fmt == torch.channels_last and x.dim() == 4 else x
+
+
+def set_precision(precision: str, device: torch.device) -> None:
+    """The process-wide switches of a trial's `precision` on CUDA (a reused worker's next trial sets them again):
+    fp32: IEEE float32 matmuls and convolutions (torch's default lets cuDNN use TF32), deterministic cuDNN
+    algorithms, no benchmark; tf32 and bf16: TF32 and cudnn.benchmark (its fastest algorithm per shape, found by
+    trying them). A CPU has nothing to set: bf16 is autocast (`autocast`), TF32 does not exist there."""
+    if device.type != "cuda":
+        return
+    fast = precision != "fp32"
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    if hasattr(matmul, "fp32_precision"):  # torch >= 2.9's API; the old flags may not be mixed with it
+        matmul.fp32_precision = "tf32" if fast else "ieee"
+        cudnn.conv.fp32_precision = "tf32" if fast else "ieee"  # type: ignore[attr-defined]
+    else:  # pragma: no cover - older torch
+        matmul.allow_tf32 = cudnn.allow_tf32 = fast
+    cudnn.benchmark = fast
+    cudnn.deterministic = not fast
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """bfloat16 autocast for precision bf16 (the loss is still computed in float32), else nothing."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def eval_batch(device: torch.device) -> int:
+    return GPU_EVAL_BATCH if device.type == "cuda" else EVAL_BATCH
+
+
 def make_optimizer(p: TrialParams, model: nn.Module) -> torch.optim.Optimizer:
+    """The trial's optimizer, its fused kernel where the weights' device has one (the same update as torch's
+    for-loop version up to float rounding)."""
+    params = list(model.parameters())
+    fused = True if params and params[0].device.type in FUSED_DEVICES else None
     if p.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=p.learning_rate, weight_decay=p.weight_decay)
+        return torch.optim.Adam(params, lr=p.learning_rate, weight_decay=p.weight_decay, fused=fused)
     if p.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=p.learning_rate, weight_decay=p.weight_decay)
+        return torch.optim.AdamW(params, lr=p.learning_rate, weight_decay=p.weight_decay, fused=fused)
     return torch.optim.SGD(
-        model.parameters(), lr=p.learning_rate, momentum=p.momentum, nesterov=p.nesterov,
-        weight_decay=p.weight_decay,
+        params, lr=p.learning_rate, momentum=p.momentum, nesterov=p.nesterov,
+        weight_decay=p.weight_decay, fused=fused,
     )
+
+
+def _state_like_params(opt: torch.optim.Optimizer) -> None:
+    """After loading an optimizer's state: each state tensor of a weight's shape in that weight's layout (a checkpoint
+    of a contiguous model, e.g. from before channels_last, resumes in a channels_last one at full speed)."""
+    for group in opt.param_groups:
+        for param in group["params"]:
+            state = opt.state.get(param, {})
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                    state[key] = torch.empty_like(param).copy_(value)
 
 
 def train_epoch(
@@ -116,27 +241,37 @@ def train_epoch(
 ) -> tuple[float, float]:
     """One pass over shuffled training data; mean batch loss and accuracy (as Keras reports them).
 
-    From `p`: label smoothing of the loss and augmentation of each batch (drawn from `gen` after the shuffle);
-    `batch_step`: a scheduler stepped after every batch (onecycle). With batch norm, a last batch of one image is
-    left out (batch statistics need two); without it every image counts, as always."""
-    model.train()
+    From `p`: label smoothing of the loss, augmentation of each batch (the epoch's draws from `gen` after the
+    shuffle) and the precision; `batch_step`: a scheduler stepped after every batch (onecycle). With batch norm, a
+    last batch of one image is left out (batch statistics need two); without it every image counts, as always. A
+    built-in cnn is put in channels_last first if it is not yet (train_trial does that before building the
+    optimizer; the calibration hands over a model as built)."""
+    tune_allocator()
     p = p or TrialParams()
+    fast_layout(model, p)
+    fmt = memory_format(model)
+    model.train()
     loss_fn = nn.CrossEntropyLoss(label_smoothing=p.label_smoothing)
-    augmented = augmenting(p.augment_shift, p.augment_flip)
-    order = torch.randperm(len(y), generator=gen).to(y.device)
-    total_loss = torch.zeros((), device=y.device)
-    correct = torch.zeros((), device=y.device, dtype=torch.long)
-    n = len(y)
-    for start in range(0, len(y), batch_size):
+    device = y.device
+    order = torch.randperm(len(y), generator=gen).to(device)
+    starts = [s for s in range(0, len(y), batch_size) if not (p.batch_norm and min(batch_size, len(y) - s) == 1)]
+    n = sum(min(batch_size, len(y) - s) for s in starts)
+    draws: Draws | None = None
+    if augmenting(p.augment_shift, p.augment_flip):
+        sizes = [min(batch_size, len(y) - s) for s in starts]
+        draws = draw_epoch(sizes, p.augment_shift, p.augment_flip, gen).to(device)
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    done = 0  # images of the batches before this one: where its draws start
+    for start in starts:
         idx = order[start : start + batch_size]
-        if p.batch_norm and len(idx) == 1:
-            n -= 1
-            continue
         xb, yb = x[idx], y[idx]
-        if augmented:
-            xb = augment(xb, p.augment_shift, p.augment_flip, gen)
-        logits = model(xb)
-        loss = loss_fn(logits, yb)
+        if draws is not None:
+            xb = apply(xb, p.augment_shift, p.augment_flip, draws[done : done + len(idx)])
+        done += len(idx)
+        with autocast(p.precision, device):
+            logits = model(_as(xb, fmt))
+            loss = loss_fn(logits, yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -147,18 +282,22 @@ def train_epoch(
     return total_loss.item() / n, correct.item() / n
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """Mean loss and accuracy over a whole split: plain cross-entropy (no label smoothing), no augmentation."""
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str = "fp32") -> tuple[float, float]:
+    """Mean loss and accuracy over a whole split: plain cross-entropy (no label smoothing), no augmentation; in
+    batches of `eval_batch(device)`, in the model's layout, the sums on the device until the end."""
     model.eval()
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
-    total_loss, correct = 0.0, 0
-    for start in range(0, len(y), EVAL_BATCH):
-        xb, yb = x[start : start + EVAL_BATCH], y[start : start + EVAL_BATCH]
-        logits = model(xb)
-        total_loss += loss_fn(logits, yb).item()
-        correct += (logits.argmax(1) == yb).sum().item()
-    return total_loss / len(y), correct / len(y)
+    device, fmt, size = y.device, memory_format(model), eval_batch(y.device)
+    total_loss = torch.zeros((), device=device, dtype=torch.float64)  # as the Python float it was
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    with torch.inference_mode():
+        for start in range(0, len(y), size):
+            xb, yb = x[start : start + size], y[start : start + size]
+            with autocast(precision, device):
+                logits = model(_as(xb, fmt))
+                total_loss += loss_fn(logits.float(), yb).double()
+            correct += (logits.argmax(1) == yb).sum()
+    return total_loss.item() / len(y), correct.item() / len(y)
 
 
 Reporter = Callable[[dict[str, Any], Callable[[Path], None]], None]
@@ -174,9 +313,11 @@ def train_trial(
     space's own models (a trial of one is built by its factory). The last report has `finished=True` and the test
     metrics (none without a test split); returns that report.
     """
+    tune_allocator()
     torch.manual_seed(p.seed)
     device = data.y_train.device
-    model = build_model(p, data.input_shape, data.num_classes, models).to(device)
+    set_precision(p.precision, device)
+    model = fast_layout(build_model(p, data.input_shape, data.num_classes, models).to(device), p)
     opt = make_optimizer(p, model)
     epochs = min(epochs, p.max_epochs or epochs)  # the trial's budget: its schedule spans it
     sched = make_scheduler(p, opt, epochs, math.ceil(len(data.y_train) / p.batch_size))
@@ -187,16 +328,21 @@ def train_trial(
         state = load_checkpoint(restore_from / CHECKPOINT_FILE, device)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        _state_like_params(opt)
         if sched is not None:
             sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        gen.set_state(state["generator"].cpu())  # map_location put every tensor on the trial's device
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if "cuda_rng" in state and device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
         progress = Progress.of(state["progress"])
         restored_from = progress.epoch
 
     def save(folder: Path) -> None:
         state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
                  "torch_rng": torch.get_rng_state(), "progress": progress.as_dict()}
+        if device.type == "cuda":  # the GPU's dropout draws from the CUDA generator
+            state["cuda_rng"] = torch.cuda.get_rng_state(device)
         if sched is not None:
             state["scheduler"] = sched.state_dict()
         torch.save(state, folder / CHECKPOINT_FILE)
@@ -211,7 +357,7 @@ def train_trial(
             sched.step()
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"train loss is {train_loss} at epoch {progress.epoch + 1}")
-        val_loss, val_acc = evaluate(model, data.x_val, data.y_val)
+        val_loss, val_acc = evaluate(model, data.x_val, data.y_val, p.precision)
         progress.epoch += 1
         metrics = {
             "epoch": progress.epoch, "train_loss": train_loss, "train_accuracy": train_acc,
@@ -225,8 +371,8 @@ def train_trial(
         early = 0 < p.early_stopping_patience <= progress.bad_epochs
         if early or progress.epoch >= epochs:
             if data.x_test is not None and data.y_test is not None:
-                metrics |= dict(zip(("test_loss", "test_accuracy"), evaluate(model, data.x_test, data.y_test),
-                                    strict=True))
+                test = evaluate(model, data.x_test, data.y_test, p.precision)
+                metrics |= dict(zip(("test_loss", "test_accuracy"), test, strict=True))
             metrics |= {"finished": True, "early_stopped": early}
         report(metrics, save)
         if early:
