@@ -145,16 +145,24 @@ class LiveView:
             t.update(row)
         self.tracker = t
         self._last_line = time.monotonic()
-        if self.live:
-            self._live = Live(console=self.console, get_renderable=self.frame, refresh_per_second=2,
-                              redirect_stdout=self.show_output, redirect_stderr=self.show_output)
-            self._live.start()
-            return
         ended = sum(1 for r in rows if ended_of(r).finished)
         plan = f"sweep {t.name}: {t.total} trials, at most {c.full} trial-epochs"
         if c.asha:
             plan += f", about {c.expected:.0f} expected under ASHA"
-        self._plain(plan + (f"; {ended} trials already ended" if ended else ""))
+        # before anything runs: what, how long, and how to stop without losing anything
+        left = t.left()
+        lines = [plan + (f"; {ended} trials already ended" if ended else "")]
+        lines += [f"expected to take about {duration(left)} more on this machine"] if left else []
+        lines.append(f"Ctrl-C stops it, state saved; `sweeper resume {t.name}` goes on")
+        for line in lines:
+            if self.live:  # wrapped to the terminal, as the panel below
+                self.console.print(line, markup=False, highlight=False)
+            else:
+                self._plain(line)
+        if self.live:
+            self._live = Live(console=self.console, get_renderable=self.frame, refresh_per_second=2,
+                              redirect_stdout=self.show_output, redirect_stderr=self.show_output)
+            self._live.start()
 
     def refresh(self) -> None:
         """Redraw the panel now (it also redraws itself twice a second); nothing in plain mode."""

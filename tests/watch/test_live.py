@@ -137,7 +137,8 @@ def test_quiet_view_prints_plain_lines(space: Space, folder: SweepFolder) -> Non
     view.close()
     lines = buf.getvalue().splitlines()
     assert lines[0] == "sweep lv: 4 trials, at most 16 trial-epochs, about 8 expected under ASHA"
-    assert lines[1].startswith("progress: lv: 0/4 trials ended; 1 running, 3 pending; elapsed ")
+    assert lines[1] == "Ctrl-C stops it, state saved; `sweeper resume lv` goes on"  # (no time model given)
+    assert lines[2].startswith("progress: lv: 0/4 trials ended; 1 running, 3 pending; elapsed ")
     assert "[1/4] trial a lin: stopped" in lines
     assert lines[-1].startswith("progress: lv: 1/4 trials ended; 1 ASHA-stopped, 3 pending; "
                                 "best val_accuracy=0.8000 (trial a (lin)); elapsed ")
@@ -223,6 +224,8 @@ def test_cli_launch_quiet_prints_plain_progress_and_no_ray_noise(tmp_path: Path,
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == "sweep q: 2 trials, at most 4 trial-epochs"
+    assert re.fullmatch(r"expected to take about \d+:\d\d:\d\d more on this machine", lines[1]), lines
+    assert lines[2] == "Ctrl-C stops it, state saved; `sweeper resume q` goes on"
     assert [line[:6] for line in lines if line.startswith("[")] == ["[1/2] ", "[2/2] "]
     assert any(line.startswith("progress: q: 2/2 trials ended; 2 completed; best val_accuracy=") for line in lines)
     assert lines[-2].startswith("sweep q: 2 trials, 0 stopped by ASHA, 0 failed, 0 unfinished")
