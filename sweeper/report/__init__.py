@@ -16,7 +16,9 @@ Its modules, in that order:
 - `header_footer`: the lines around the tables: header, pending trials, errors, footer;
 - `terminal`: the rich tables printed at the terminal (--format table);
 - `markdown_csv`: the Markdown report (report.md) and the CSV of the trials (trials.csv) as text;
-- `html`: the self-contained, offline HTML page (--format html, report.html);
+- `html`: the self-contained, offline HTML page (--format html, report.html): the answer, figures, then tables;
+- `html_answer`: the box at the page's top that answers in plain words (best, ≈, worse, the study, compute);
+- `html_assets`: the page's inlined style and scripts (sorting a table, opening a folded one);
 - `html_figures`: the HTML page's interactive plotly figures;
 - `png_plots`: the matplotlib PNG plots written to --out;
 - `plot_data`: what the PNG plots and the HTML figures both draw: trials sampled, their colours, curve points;

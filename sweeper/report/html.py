@@ -1,55 +1,38 @@
-"""`report --format html`: one self-contained page that works offline. Everything is inlined: the styles, a few
-lines of JavaScript that sort a table by the column clicked, plotly's own bundle (plotly.offline.get_plotlyjs())
+"""`report --format html`: one self-contained page that works offline. Everything is inlined: the style and the
+scripts that sort a table and open a folded one (html_assets.py), plotly's own bundle (plotly.offline.get_plotlyjs())
 and every figure's data (html_figures.py); the page requests nothing but itself.
 
-It shows what Markdown shows (the same sections, columns, rows and lines: sections.py, analysis.py,
-header_footer.py), the trial tables first, then the figures: parameters against the metric in parallel coordinates,
-learning curves, configurations and reference numbers with 95% intervals as error bars, importance and marginal
-effects.
+It answers first: a bar of links to its parts; the answer box (html_answer.py: the best configuration with its
+interval, those indistinguishable from it, what is real among the study's differences, the reproduction against
+the study, the compute); then the figures; then the sweeps' header lines; then every table Markdown has (the same
+sections, columns, rows and lines: sections.py, analysis.py, header_footer.py), each folded in a <details> (the
+first open): the evidence for the answer (configurations, the study's numbers and differences), the trials per
+model family (the first open too), the other statistics; then errors and the footer's lines.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from sweeper.report.analysis import analysis_lines, analysis_sections
+from sweeper.report.analysis import (
+    analysis_lines,
+    audit_sections,
+    configurations_section,
+    importance_section,
+    pairs_section,
+    reference_sections,
+)
 from sweeper.report.frame import Report
 from sweeper.report.header_footer import error_lines, footer_lines, header_lines, pending_line
+from sweeper.report.html_answer import answer_html
+from sweeper.report.html_assets import OPEN_JS, SORT_JS, STYLE
 from sweeper.report.sections import Section, row_sections
-
-STYLE = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
-         "td,th{border:1px solid #ccc;padding:2px 6px}td.num{text-align:right}th{cursor:pointer;background:#f4f4f4}"
-         "tr.best{font-weight:bold;background:#e6f4ea}.figure{margin:1em 0}")
-# Click a header to sort by that column (again to reverse): numbers by value (a leading star, "[" or "±..." aside),
-# numbers before text, "-" (missing) last.
-SORT_JS = """
-document.querySelectorAll("table").forEach(function (table) {
-  table.querySelectorAll("thead th").forEach(function (th, col) {
-    th.title = "click to sort";
-    th.addEventListener("click", function () {
-      var dir = th.dataset.dir === "asc" ? -1 : 1;
-      th.dataset.dir = dir === 1 ? "asc" : "desc";
-      function key(row) {
-        var text = row.cells[col].textContent.replace(/^[\\u2605\\s\\[]+/, "");
-        var x = parseFloat(text);
-        return text === "-" ? null : isNaN(x) ? text : x;
-      }
-      var rows = Array.from(table.tBodies[0].rows);
-      rows.sort(function (a, b) {
-        var x = key(a), y = key(b);
-        if (x === null || y === null) return x === y ? 0 : x === null ? 1 : -1;
-        if (typeof x !== typeof y) return typeof x === "number" ? -1 : 1;
-        return (x < y ? -1 : x > y ? 1 : 0) * dir;
-      });
-      rows.forEach(function (row) { table.tBodies[0].appendChild(row); });
-    });
-  });
-});
-"""
 
 
 def html_table(sec: Section) -> str:
@@ -63,12 +46,24 @@ def html_table(sec: Section) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _section(sec: Section, kind: str) -> str:
-    parts = [f'<section class="{kind}"><h2>{html.escape(sec.title)}</h2>']
+def anchor(title: str, taken: set[str]) -> str:
+    """An id for a section from its title ("Configurations (4)" -> "t-configurations-4"), unique in the page."""
+    base = "t-" + (re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "table")
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base}-{k}", k + 1
+    taken.add(name)
+    return name
+
+
+def _section(sec: Section, kind: str, name: str, fold_open: bool) -> str:
+    """A table with its notes and per-variant lines, folded in a <details> (open when `fold_open`)."""
+    parts = [f'<section class="{kind}" id="{name}"><details{" open" if fold_open else ""}><summary><h2>'
+             f'{html.escape(sec.title)}</h2></summary><div class="body">']
     parts += [f"<p>{html.escape(n)}</p>" for n in sec.notes]
     if sec.variants:
         parts += ["<ul>"] + [f"<li>{html.escape(v)}</li>" for v in sec.variants] + ["</ul>"]
-    return "\n".join([*parts, html_table(sec), "</section>"])
+    return "\n".join([*parts, f'<div class="scroll">{html_table(sec)}</div>', "</div></details></section>"])
 
 
 def _inline_script(markup: str) -> str:
@@ -96,8 +91,9 @@ def _lists(value: Any) -> Any:
     return value
 
 
-def figure_divs(rep: Report) -> list[str]:
-    """Each figure there is data for as a div and the script that draws it (plotly's bundle is in the head)."""
+def figure_divs(rep: Report) -> list[tuple[str, str, str]]:
+    """Each figure there is data for: its div id, its title and its markup (a div and the script that draws it;
+    plotly's bundle is in the head)."""
     import plotly.io as pio
 
     from sweeper.report.html_figures import FIGURES
@@ -109,26 +105,65 @@ def figure_divs(rep: Report) -> list[str]:
             continue
         div = pio.to_html(_lists(fig.to_plotly_json()), full_html=False, include_plotlyjs=False, div_id=name,
                           config={"displaylogo": False, "responsive": True}, default_height=None)
-        out.append(f'<div class="figure">{_inline_script(div)}</div>')
+        title = fig.layout.title.text or name
+        out.append((name, title, f'<div class="figure">{_inline_script(div)}</div>'))
     return out
 
 
+def _toc(links: list[tuple[str, str]]) -> str:
+    items = "".join(f'<li><a href="#{n}">{html.escape(t)}</a></li>' for n, t in links)
+    return f'<ul class="toc">{items}</ul>' if links else ""
+
+
+def _tables(rep: Report, groups: list[tuple[str, Sequence[Section | None]]]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Each group's tables (a group: the section's class and its Sections, None where there is no table), folded,
+    the first of the page and the first of the trials open; the pending line after the trials; and the links to
+    them (id, title)."""
+    taken: set[str] = set()
+    tables, links, first = [], [], True
+    for kind, sections in groups:
+        for i, sec in enumerate(s for s in sections if s is not None):
+            name = anchor(sec.title, taken)
+            links.append((name, sec.title))
+            tables.append(_section(sec, kind, name, first or (kind == "trials" and i == 0)))
+            first = False
+        pending = pending_line(rep) if kind == "trials" else None
+        if pending:
+            tables.append(f"<p>{html.escape(pending)}</p>")
+    return tables, links
+
+
 def html_page(rep: Report) -> str:
-    """The whole report as one offline HTML page."""
+    """The whole report as one offline HTML page: the answer, the figures, then the tables."""
     from plotly.offline import get_plotlyjs
 
-    title = html.escape(f"Sweep report: {', '.join(s.name for s in rep.sweeps)}")
-    parts = [f"<!doctype html><html><head><meta charset=utf-8><title>{title}</title><style>{STYLE}</style>",
-             f"<script>{get_plotlyjs()}</script></head><body><h1>{title}</h1><ul>"]
-    parts += [f"<li>{html.escape(line)}</li>" for line in header_lines(rep)] + ["</ul>"]
-    parts += [_section(sec, "trials") for sec in row_sections(rep)]
-    pending = pending_line(rep)
-    if pending:
-        parts.append(f"<p>{html.escape(pending)}</p>")
-    parts += [_section(sec, "statistics") for sec in analysis_sections(rep)]
+    names = ", ".join(s.name for s in rep.sweeps)
+    title = html.escape(f"Sweep report: {names}")
+    configs, (head, rest), pairs = configurations_section(rep), reference_sections(rep), pairs_section(rep)
+    trials = row_sections(rep)
+    tables, links = _tables(rep, [("statistics", [configs, head, pairs]), ("trials", trials),
+                                  ("statistics", [rest, importance_section(rep), *audit_sections(rep)])])
+    figures = figure_divs(rep)
     errors = error_lines(rep)
+    notes = [*footer_lines(rep), *analysis_lines(rep)]
+    bar = [("answer", "Answer"), ("plots", "Plots") if figures else None, ("sweeps", "Sweeps"), ("tables", "Tables"),
+           ("errors", f"Errors ({len(errors)})") if errors else None, ("notes", "Notes") if notes else None]
+    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8>"
+             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>'
+             f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body>",
+             f'<header class="bar"><div class="in"><h1>{title}</h1><nav>'
+             + "".join(f'<a href="#{n}">{t}</a>' for n, t in filter(None, bar)) + "</nav></div></header><main>",
+             answer_html(rep, configs, head, pairs, trials)]
+    if figures:
+        parts += ['<section id="plots"><h2>Plots</h2>', _toc([(n, t) for n, t, _ in figures]),
+                  *(markup for _, _, markup in figures), "</section>"]
+    parts += ['<section id="sweeps" class="about"><h2>Sweeps</h2><ul>',
+              *(f"<li>{html.escape(line)}</li>" for line in header_lines(rep)), "</ul></section>"]
+    parts += ['<section id="tables"><h2>Tables</h2>', _toc(links), *tables, "</section>"]
     if errors:
-        parts += ["<h2>Errors</h2><ul>"] + [f"<li>{html.escape(e)}</li>" for e in errors] + ["</ul>"]
-    parts += [f"<p>{html.escape(line)}</p>" for line in [*footer_lines(rep), *analysis_lines(rep)]]
-    parts += ["<h2>Figures</h2>", *figure_divs(rep)]
-    return "\n".join(parts) + f"\n<script>{SORT_JS}</script>\n</body></html>\n"
+        parts += ['<section id="errors"><h2>Errors</h2><ul>', *(f"<li>{html.escape(e)}</li>" for e in errors),
+                  "</ul></section>"]
+    if notes:
+        parts += ['<section id="notes" class="notes"><h2>Notes</h2>', *(f"<p>{html.escape(n)}</p>" for n in notes),
+                  "</section>"]
+    return "\n".join(parts) + f"\n</main><script>{SORT_JS}{OPEN_JS}</script>\n</body></html>\n"

@@ -1,6 +1,6 @@
-"""The HTML report's interactive figures (plotly): parameters against the metric in parallel coordinates, learning
-curves, configurations and reference numbers with their 95% intervals as error bars, parameter importance with its
-bootstrap interval, and each parameter's marginal effect with an interval band.
+"""The HTML report's interactive figures (plotly), in the page's order: configurations and reference numbers with
+their 95% intervals as error bars (the answer's own), parameters against the metric in parallel coordinates, learning
+curves, parameter importance with its bootstrap interval, and each parameter's marginal effect with an interval band.
 
 Each builder returns a plotly Figure, or None when there is nothing to draw. Figures cover every trial that passes
 --where (learning curves: plot_data.py's sample of a big sweep). Parallel coordinates draw one line per trial with a
@@ -207,11 +207,11 @@ def effects_figure(rep: Report) -> Any:
     return fig
 
 
-FIGURES = (
-    ("parcoords", parallel_coordinates),
-    ("curves", learning_curves),
+FIGURES = (  # the answer's own first: configurations and the study's numbers, then how the sweep got there
     ("configurations", configuration_intervals),
     ("reference", reference_intervals),
+    ("parcoords", parallel_coordinates),
+    ("curves", learning_curves),
     ("importance", importance_figure),
     ("effects", effects_figure),
 )
