@@ -72,6 +72,9 @@ def ray_session():
     """One local Ray for the in-process CLI tests (launch reuses an initialised Ray)."""
     import ray
 
+    from sweeper.run.driver.startup import REUSE_WAIT_S, REUSE_WAIT_VAR
+
+    os.environ.setdefault(REUSE_WAIT_VAR, REUSE_WAIT_S)  # as init_ray sets it for the Ray a sweep starts
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     yield ray
     ray.shutdown()

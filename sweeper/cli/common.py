@@ -16,8 +16,8 @@ from sweeper.errors import SweeperError
 if TYPE_CHECKING:  # pyarrow loads only when a command touches storage: `sweeper --help` stays fast
     from sweeper.store.storage import Storage
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(emoji=False)  # "module:train: ..." is text, not the :train: emoji
+err_console = Console(stderr=True, emoji=False)
 
 StorageOpt = Annotated[
     str | None,

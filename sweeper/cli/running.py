@@ -43,7 +43,7 @@ def progress_view(quiet: bool, verbose: bool) -> LiveView:
     with --verbose the live panel routes sys.stdout (Ray's prints) through itself while it runs."""
     from sweeper.watch.live import LiveView
 
-    return LiveView(Console(file=console.file), quiet=quiet, show_output=verbose)
+    return LiveView(Console(file=console.file, emoji=False), quiet=quiet, show_output=verbose)
 
 
 def _shown(value: Any) -> bool:

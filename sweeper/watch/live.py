@@ -152,7 +152,7 @@ class LiveView:
         # before anything runs: what, how long, and how to stop without losing anything
         left = t.left()
         lines = [plan + (f"; {ended} trials already ended" if ended else "")]
-        lines += [f"expected to take about {duration(left)} more on this machine"] if left else []
+        lines += [f"expected to take about {duration(left)} more on this machine"] if left and left >= 1 else []
         lines.append(f"Ctrl-C stops it, state saved; `sweeper resume {t.name}` goes on")
         for line in lines:
             if self.live:  # wrapped to the terminal, as the panel below

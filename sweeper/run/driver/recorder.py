@@ -26,7 +26,10 @@ from sweeper.store.writer import ResultsWriter
 
 def error_message(trial: Any) -> str:
     """The last line of the trial's error (e.g. "FloatingPointError: train loss is nan at epoch 1")."""
-    path = trial.error_file  # written locally before callbacks run; storage gets it later
+    try:
+        path = trial.error_file  # written locally before callbacks run; storage gets it later
+    except AttributeError:  # a trial Ray never placed has no storage yet
+        path = None
     text = Path(path).read_text() if path and Path(path).is_file() else str(trial.get_error() or "")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1] if lines else "trial failed"
@@ -130,7 +133,12 @@ class ParquetRecorder(tune.Callback):
         writer = self._writer()
         for trial in trials:
             row = writer.trials.get(trial.trial_id)
-            if row is None:
+            if trial.status == "ERROR" and (row is None or not ended_of(row).finished):
+                # failed before it started (Ray could not hand it a worker): no on_trial_error reached us
+                writer.set_params(trial.trial_id, trial.config.get("variant"),
+                                  self.space.trial_params(trial.config).recorded())
+                writer.trial(trial.trial_id, state=TrialState.ERROR.value, error=error_message(trial)[:2000])
+            elif row is None:
                 writer.trial(trial.trial_id, state=TrialState.PENDING.value, variant=trial.config.get("variant"))
             elif row["state"] == TrialState.RUNNING:
                 writer.trial(trial.trial_id, state=TrialState.INTERRUPTED.value)

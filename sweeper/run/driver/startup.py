@@ -73,6 +73,13 @@ class Startup:
                 f"epoch {result.get('epoch', 1)} {epoch:.1f} s)")
 
 
+# Before a worker runs the next trial (reuse_actors), Ray Tune waits this long for the previous trial's thread to
+# end, then gives up and fails the NEW trial ("Could not re-use actor ... reset_config()"). Its default, 2 s, is
+# too short where a stopped trial's clean-up (Ray persisting its files, our gc) runs on a loaded machine: the
+# chaos soak met it (benchmarks/chaos.py), and it left CI's resumed TPE sweep short of its budget.
+REUSE_WAIT_VAR, REUSE_WAIT_S = "TUNE_FUNCTION_THREAD_TIMEOUT_S", "60"
+
+
 def init_ray(address: str | None, verbose: bool = False, space: Space | None = None) -> None:
     """Start Ray (`address` None: in this process) or join a cluster, with `space`'s source trees in its
     runtime_env (shipping.py): every worker of the sweep, on every node, imports them. A Ray already initialised
@@ -80,6 +87,7 @@ def init_ray(address: str | None, verbose: bool = False, space: Space | None = N
     import ray
 
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault(REUSE_WAIT_VAR, REUSE_WAIT_S)  # this process's Ray and its workers inherit it
     if ray.is_initialized():
         return
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "INFO" if verbose else "WARNING",
@@ -87,8 +95,7 @@ def init_ray(address: str | None, verbose: bool = False, space: Space | None = N
     if address:
         kwargs["address"] = address
     env = shipping.runtime_env(space)  # refused here when too big to ship, before Ray starts
-    if env:
-        kwargs["runtime_env"] = env
+    kwargs["runtime_env"] = {**env, "env_vars": {REUSE_WAIT_VAR: os.environ[REUSE_WAIT_VAR]}}  # a cluster's too
     try:
         ray.init(**kwargs)
     except ray.exceptions.RuntimeEnvSetupError as exc:  # the upload of your packages failed
