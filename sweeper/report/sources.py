@@ -8,7 +8,8 @@ after a kill between their writes); of epochs.parquet only the columns the learn
 kept as Arrow and made a pandas frame on first use (Sweep.epochs), once per sweep and report. spec.yaml gives
 the metric, the metrics the space declares (report/metrics.py), the variants and what they fix, the searched axes,
 the trials planned per variant (those not started yet are pending), ASHA's rungs and reference numbers; without
-it the report still works, from the data alone (the metric columns trials.parquet holds included). With your own loop, sweeper's keys it does not take (null in every trial) are no parameters.
+it the report still works, from the data alone (the metric columns trials.parquet holds included). With your own
+loop, sweeper's keys it does not take (null in every trial) are no parameters.
 """
 
 from __future__ import annotations
