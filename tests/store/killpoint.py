@@ -92,7 +92,7 @@ def stop_after(event: Path, file: str, nth: int, grown: bool) -> None:
             time.sleep(WAIT_S)
             os._exit(3)
 
-    SweepFolder.write_bytes = write_bytes  # type: ignore[method-assign]
+    SweepFolder.write_bytes = write_bytes  # type: ignore[method-assign,assignment]
 
 
 def main(argv: list[str]) -> None:

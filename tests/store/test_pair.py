@@ -1,26 +1,15 @@
 """trials.parquet and epochs.parquet agree for every reader, whatever the moment a writer is killed (issue 28, item
 2): a real writer process SIGKILLed between two of its file writes (tests/store/killpoint.py stops it there and
-says so; the test kills it on that event, never on a time), on local disk and on S3; then the pair reader,
-`sweeper status` and `sweeper report` (the real CLI) see every trial's `epochs` equal to its epoch rows, and a
-resumed writer writes the pair whole again. Also: a kill after every single write of a whole run (in process),
-readers racing a live writer, and the files a user or an older sweeper wrote."""
+says so; the test kills it on that event, never on a time), on local disk and on S3; then the pair reader sees
+every trial's `epochs` equal to its epoch rows, and a resumed writer writes the pair whole again. Also: a kill
+after every single write of a whole run (in process), readers racing a live writer process, and the files a user
+or an older sweeper wrote. test_pair_cli.py: what `sweeper status` and `sweeper report` show after such kills."""
 
 from __future__ import annotations
 
-import csv
-import io
-import os
-import re
-import signal
-import subprocess
-import sys
 import time
-from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -32,46 +21,11 @@ from sweeper.store.parquet import write_rows
 from sweeper.store.schema import EPOCH_SCHEMA, TRIAL_SCHEMA
 from sweeper.store.storage import Storage, SweepFolder
 from sweeper.store.writer import ResultsWriter
-from tests.drivers import REPO, Driver, wait_until
-from tests.s3 import S3, s3_fixture, s3_server_fixture  # noqa: F401 - the s3 fixtures
+from tests.drivers import Driver, wait_until
 from tests.store.killpoint import result, scripted_writer
+from tests.store.torn import KillPoint, disagreeing, kill_at, raw
 
 FLUSHES = 18  # the scripted writer's: 3 starts, 12 results, 3 ends (tests/store/killpoint.py)
-
-
-class KillPoint(Driver):
-    """`python -m tests.store.killpoint ...` in its own process group (see that module)."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.store.killpoint", *args], stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True, cwd=REPO,
-        )
-
-
-@pytest.fixture
-def stopped() -> Iterator[list[Driver]]:
-    """killpoint processes a test starts (not Ray: no e2e tier); their groups are killed when it ends."""
-    started: list[Driver] = []
-    yield started
-    for d in started:
-        d.kill_group()
-        d.proc.wait(timeout=30)
-
-
-def kill_at(event: Path, proc: Driver) -> None:
-    """Wait until the process says it stopped between its writes, then SIGKILL its whole group."""
-    pid = wait_until(f"the writer stopped at its kill point ({event.name})",
-                     lambda: event.is_file() and int(event.read_text()), proc)
-    assert pid == proc.proc.pid
-    os.killpg(proc.proc.pid, signal.SIGKILL)
-    assert proc.proc.wait(timeout=30) == -signal.SIGKILL
-
-
-def raw(folder: SweepFolder, file: str) -> pa.Table | None:
-    """A file exactly as it is on storage, read with pyarrow alone (not through sweeper's readers)."""
-    data = folder.read_bytes(file)
-    return None if data is None else pq.read_table(pa.BufferReader(data))
 
 
 def token(folder: SweepFolder, file: str) -> str | None:
@@ -79,42 +33,9 @@ def token(folder: SweepFolder, file: str) -> str | None:
     return None if table is None else generation_of(table.schema)
 
 
-def disagreeing(trials: list[dict[str, Any]], epochs: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
-    """Trials whose `epochs` is not their number of epoch rows: id -> (epochs, rows)."""
-    rows = Counter(e["trial_id"] for e in epochs)
-    return {t["trial_id"]: (int(t["epochs"] or 0), rows[t["trial_id"]]) for t in trials
-            if int(t["epochs"] or 0) != rows[t["trial_id"]]}
-
-
 def assert_agrees(pair: Pair) -> None:
     assert pair.trials is not None
     assert disagreeing(pair.trial_rows(), pair.epoch_rows()) == {}
-
-
-def sweeper_cli(*args: str, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run([sys.executable, "-m", "sweeper", *args], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
-def cli_epochs(storage: str, name: str, env: dict[str, str] | None) -> tuple[int, dict[str, int]]:
-    """What the real CLI shows: `status`'s trial-epochs (the sum of the trials' epochs), and each trial's epochs
-    in `report --format csv`."""
-    status = sweeper_cli("status", name, "--storage", storage, env=env)
-    found = re.search(r"trial-epochs\s+(\d+)", status)
-    assert found, status
-    report = sweeper_cli("report", name, "--storage", storage, "--format", "csv", env=env)
-    return int(found.group(1)), {r["trial_id"]: int(r["epochs"]) for r in csv.DictReader(io.StringIO(report))}
-
-
-@pytest.fixture(params=["local", "s3"])
-def where(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, str] | None]:
-    """--storage and the environment a subprocess needs for it."""
-    if request.param == "local":
-        return str(tmp_path / "runs"), None
-    bucket: S3 = request.getfixturevalue("s3")
-    return bucket.uri("runs"), bucket.env
 
 
 @pytest.mark.parametrize("after", [PENDING_TRIALS_FILE, EPOCHS_FILE, TRIALS_FILE])
@@ -146,15 +67,6 @@ def test_a_writer_killed_between_its_writes_leaves_a_pair_every_reader_sees_agre
     assert {r["trial_id"]: r["epochs"] for r in pair.trial_rows()} == expected
     assert pair.epochs_table is not None and pair.epochs_table.num_rows == rows
     assert pair.torn == (after == EPOCHS_FILE) and pair.generation == tokens[EPOCHS_FILE]
-
-    # the real CLI (sweep.json as a driver killed in its first session leaves it; a second session makes status
-    # read epochs.parquet's rows too)
-    folder.write_text(STATE_FILE, '{"state": "running", "sessions": [{"started": 1000.0}]}')
-    trial_epochs, per_trial = cli_epochs(storage, "pair", env)
-    assert trial_epochs == rows and per_trial == {t: e for t, e in expected.items() if t in per_trial}
-    assert {"t1", "t2"} <= set(per_trial) or rows == 1
-    folder.write_text(STATE_FILE, '{"state": "running", "sessions": [{"started": 1000.0}, {"started": 1001.0}]}')
-    assert cli_epochs(storage, "pair", env) == (trial_epochs, per_trial)
 
     writer = ResultsWriter(folder)  # a resume's: the pair is written whole again at once, if it was torn
     assert {t: row["epochs"] for t, row in writer.trials.items()} == expected
@@ -292,10 +204,9 @@ def test_each_flush_is_one_generation_of_both_files_with_the_columns_unchanged(t
     w = ResultsWriter(folder, flush_every_s=0)
     w.add_result("a", result(1, 0))
     tokens = {f: token(folder, f) for f in (PENDING_TRIALS_FILE, EPOCHS_FILE, TRIALS_FILE)}
-    assert len(set(tokens.values())) == 1 and tokens[TRIALS_FILE] is not None
-    assert tokens[TRIALS_FILE].startswith("1-")
+    assert len(set(tokens.values())) == 1 and str(tokens[TRIALS_FILE]).startswith("1-")
     w.add_result("a", result(2, 0))
-    assert token(folder, TRIALS_FILE).startswith("2-")  # type: ignore[union-attr]
+    assert str(token(folder, TRIALS_FILE)).startswith("2-")
     epochs = pq.read_table(folder.path / EPOCHS_FILE)
     assert epochs.schema.names == EPOCH_SCHEMA.names and GENERATION_KEY.encode() in epochs.schema.metadata
     assert pq.read_table(folder.path / TRIALS_FILE).schema.names[: len(TRIAL_SCHEMA.names)] == TRIAL_SCHEMA.names
