@@ -5,7 +5,7 @@ other exit 2 with one line naming the holder's pid.
 Both processes run the real command and wait at a barrier right before taking the lock (tests/store/test_lock_race.py
 `race`, $SWEEPER_TEST_LOCK_RACE), so they try at once. Here the winner is not stopped: it runs its sweep to the end
 (exit 0), and then the sweep is checked: a launch's trials all come from one Ray experiment and sweep.json has one
-session; each resume round adds exactly one session to the sweep the first launch round made.
+session; each resume round adds exactly one session to a finished sweep launched for them.
 
     .venv/bin/python -m benchmarks.lock_race [--rounds 20] [--storage local|s3|both]
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -81,7 +82,11 @@ def scenario(label: str, kind: str, storage: str, env: dict[str, str], space: Pa
     data = os.environ["SWEEPER_DATA_DIR"]
     for i in range(rounds):
         t0 = time.monotonic()
-        name = f"launch-{i}" if kind == "launch" else "launch-0"
+        name = f"launch-{i}" if kind == "launch" else "resumed"
+        if kind == "resume" and i == 0 and not sessions(storage, name):  # the sweep the resume rounds resume
+            made = subprocess.run(sweeper("launch", str(space), "--storage", storage, "--name", name, "--data-dir",
+                                          data), env=env, capture_output=True, text=True)
+            assert made.returncode == 0, made.stdout + made.stderr
         before = sessions(storage, name) if kind == "resume" else 0
         cmd = (sweeper("launch", str(space), "--storage", storage, "--name", name, "--data-dir", data)
                if kind == "launch" else sweeper("resume", name, "--storage", storage))
@@ -89,6 +94,7 @@ def scenario(label: str, kind: str, storage: str, env: dict[str, str], space: Pa
             outcome = race([cmd, cmd], env, work / f"{kind}-{label}-{i}", release_at_once=True)
         except AssertionError as exc:
             counts["FAILED: " + str(exc).splitlines()[0][:120]] += 1
+            print(f"{kind} on {label} round {i}: FAILED\n{exc}", file=sys.stderr, flush=True)
             continue
         code, output = outcome.finish(kill=False)
         if code != 0:
@@ -110,6 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--storage", choices=["local", "s3", "both"], default="both")
+    parser.add_argument("--kind", choices=["launch", "resume", "both"], default="both")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lock-race-"))
     os.environ.setdefault("SWEEPER_CACHE_DIR", str(work / "cache"))
@@ -123,7 +130,7 @@ def main() -> None:
         targets.append(("s3", uri, env))
     results = {}
     for label, storage, env in targets:
-        for kind in ("launch", "resume"):
+        for kind in ("launch", "resume") if args.kind == "both" else (args.kind,):
             t0 = time.monotonic()
             results[(label, kind)] = (scenario(label, kind, storage, env, space, work, args.rounds),
                                       time.monotonic() - t0)

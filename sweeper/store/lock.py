@@ -3,11 +3,13 @@
 A second launch/resume is refused (a SweeperError naming the holder: exit 2) while the holder may still run; a lock
 is taken over only when its holder is provably gone. How each store makes that hold:
 
-- Local disk: the lock is written whole to a temporary file and hard-linked to `.lock` (`link` fails if the name
-  exists, so creation is atomic and the lock is never visible half-written). Its holder keeps an exclusive `flock`
-  on the file while it runs; the kernel drops it when the process dies. A taker takes a stale lock over only while
-  it holds that `flock` itself (so no two takers can act at once) and only when the holder is gone (below); it then
-  removes that very file (same inode) and races for the name again with `link`, where one process wins.
+- Local disk: the lock is written whole to a temporary file beside the sweep's folder (in it only where the folder
+  is a mount of its own) and hard-linked to `.lock` (`link` fails if the name exists, so creation is atomic and the
+  lock is never visible half-written); a temporary file removed meanwhile is written again. Its holder keeps an
+  exclusive `flock` on the file while it runs; the kernel drops it when the process dies. A taker takes a stale
+  lock over only while it holds that `flock` itself (so no two takers can act at once) and only when the holder is
+  gone (below); it then removes that very file (same inode) and races for the name again with `link`, where one
+  process wins.
 - s3://: the lock is one object put with `If-None-Match: *` (S3's conditional write: exactly one creator wins);
   a stale one is replaced with `If-Match: <the ETag it was judged on>`, so of two takers one wins and the other
   sees the winner's lock; it is deleted at the end with `If-Match` on the holder's own ETag. The holder rewrites it
@@ -29,6 +31,7 @@ names the host, pid and command, and says to delete the lock once that process i
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -202,40 +205,60 @@ class _LocalLock:
 
 
 def _take_local(sweep: SweepFolder, me: dict[str, Any]) -> _LocalLock:
+    folder = sweep.path
+    path = folder / LOCK_FILE
+    busy_until = time.monotonic() + BUSY_S
+    inside = False  # the temporary file goes beside the sweep's folder (a launch clears the folder), else in it
+    for _ in range(100):
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = (folder if inside else folder.parent) / f".{folder.name}{LOCK_FILE}.{uuid.uuid4().hex}.tmp"
+        fd = _write_whole(tmp, me)
+        won = False
+        try:
+            while True:
+                try:
+                    os.link(tmp, path)  # atomic; fails if any lock exists; the lock appears whole
+                    won = True
+                    return _LocalLock(path, fd)
+                except FileExistsError:
+                    pass
+                if _clear_stale_local(sweep, path) == "busy":
+                    if time.monotonic() > busy_until:
+                        raise SweeperError(f"{path}: the sweep's lock names a process that is gone but is still held "
+                                           f"open by another (one it started?); stop that process, or delete the lock")
+                    time.sleep(0.01)
+        except FileNotFoundError:
+            continue  # our temporary file or the folder was removed meanwhile: write it again
+        except OSError as exc:
+            if exc.errno == errno.EXDEV and not inside:
+                inside = True  # the sweep's folder is a mount of its own: link within it
+                continue
+            raise SweeperError(f"{path}: cannot create the sweep's lock: {exc.strerror or exc} (sweeper locks a "
+                               f"local sweep folder with a hard link; the filesystem must support them)") from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            if not won:
+                os.close(fd)
+    raise SweeperError(f"{path}: could not take the sweep's lock: its folder kept changing while we tried")
+
+
+def _write_whole(tmp: Path, me: dict[str, Any]) -> int:
+    """A new file holding the lock's JSON, written and synced, with this process's flock on it: the kernel drops
+    the flock when the process dies, which is how a taker knows its holder is gone."""
     import fcntl
 
-    folder = sweep.path
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / LOCK_FILE
-    tmp = folder / f"{LOCK_FILE}.{me['token']}.tmp"
     fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
-    won = False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # this process's mark on the lock file: the kernel drops it when it dies
+        fcntl.flock(fd, fcntl.LOCK_EX)
         os.write(fd, json.dumps(me).encode())
         os.fsync(fd)
-        busy_until = time.monotonic() + BUSY_S
-        while True:
-            try:
-                os.link(tmp, path)  # atomic; fails if any lock exists; the lock appears whole
-                won = True
-                return _LocalLock(path, fd)
-            except FileExistsError:
-                pass
-            except OSError as exc:
-                raise SweeperError(f"{path}: cannot create the sweep's lock: {exc.strerror or exc} (sweeper locks "
-                                   f"a local sweep folder with a hard link; the filesystem must support them)"
-                                   ) from None
-            if _clear_stale_local(sweep, path) == "busy":
-                if time.monotonic() > busy_until:
-                    raise SweeperError(f"{path}: the sweep's lock names a process that is gone but is still held "
-                                       f"open by another (one it started?); stop that process, or delete the lock")
-                time.sleep(0.01)
-    finally:
+    except BaseException:
+        os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if not won:
-            os.close(fd)
+        raise
+    return fd
 
 
 def _clear_stale_local(sweep: SweepFolder, path: Path) -> str:

@@ -121,7 +121,9 @@ def test_a_local_lock_is_never_seen_half_written(tmp_path: Path) -> None:
     try:
         for _ in range(300):
             with locked(sweep):
-                pass
+                reads = len(seen)
+                while len(seen) < reads + 2 and reader.is_alive():  # the reader sees the held lock too
+                    time.sleep(0)
     finally:
         done.set()
         reader.join()
@@ -185,6 +187,28 @@ def test_a_sweep_on_s3_is_locked(s3: S3) -> None:
                 pass
         assert json.loads(s3.read_bytes("runs/s/.lock"))["pid"] == os.getpid()  # the refused one left it
     assert s3.keys("runs/s/") == []
+
+
+def test_a_temporary_lock_file_removed_before_its_link_is_written_again(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A launch clears its new sweep's folder (all but `.lock`) under the lock: a loser's temporary file is not in
+    that folder, and one removed anyway before its link is written again rather than failing the loser (exit 2 is
+    for "already running", not "No such file or directory")."""
+    sweep = Storage.parse(str(tmp_path / "runs")).folder("s")
+    real, removed = os.link, []
+
+    def link(src: Any, dst: Any, **kwargs: Any) -> None:
+        if not removed:
+            assert Path(src).parent != sweep.path  # beside the sweep's folder, not in it
+            os.unlink(src)
+            removed.append(src)
+        real(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "link", link)
+    with locked(sweep):
+        assert holder(sweep)["pid"] == os.getpid()  # type: ignore[index]
+        assert os.listdir(sweep.path) == [LOCK_FILE]
+    assert removed and os.listdir(tmp_path / "runs") == ["s"]
 
 
 # -- taking over: only a holder provably gone -------------------------------------------------------------------
