@@ -6,7 +6,7 @@ workers) is SIGKILLed at random moments, `--kills` times, each time resumed; the
 Per seed it checks what a user counts on after any crash: the sweep ends with exactly its budget of trials, all
 ended; no epoch row twice and none missing (every trial's epochs are 1..its last, contiguous); every epoch row on
 disk before a kill is still there after it, with the same values. It prints the kills survived (a kill that lands
-after the sweep has ended is not counted) and every broken rule. Kill moments are drawn (seeded) from 1 to 12 s
+after the sweep has ended is not counted) and every broken rule. Kill moments are drawn (seeded) from 1 to 25 s
 after the driver starts, so they fall in Ray's start, in trials, in trial starts and ends, and in writes.
 """
 
@@ -99,7 +99,7 @@ def soak(seed: int, kills: int, root: Path) -> dict[str, Any]:
         proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         try:
-            proc.wait(timeout=rng.uniform(1.0, 12.0))
+            proc.wait(timeout=rng.uniform(1.0, 25.0))
         except subprocess.TimeoutExpired:
             before = epoch_rows(folder)
             kill_tree(proc)
