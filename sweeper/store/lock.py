@@ -212,7 +212,13 @@ def _take_local(sweep: SweepFolder, me: dict[str, Any]) -> _LocalLock:
     for _ in range(100):
         folder.mkdir(parents=True, exist_ok=True)
         tmp = (folder if inside else folder.parent) / f".{folder.name}{LOCK_FILE}.{uuid.uuid4().hex}.tmp"
-        fd = _write_whole(tmp, me)
+        try:
+            fd = _write_whole(tmp, me)
+        except OSError as exc:
+            if inside or isinstance(exc, FileNotFoundError):
+                raise SweeperError(f"{path}: cannot write the sweep's lock: {exc.strerror or exc}") from None
+            inside = True  # the folder above the sweep's is not writable: write it in the sweep's own folder
+            continue
         won = False
         try:
             while True:
