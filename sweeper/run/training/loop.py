@@ -15,8 +15,8 @@ Fast by default, with the results of the plain loop up to float rounding (each c
   every activation around every convolution (`fast_layout`); a state_dict of either layout loads into the other,
   and exports are built contiguous;
 - the fused optimizer kernel (Adam, AdamW, SGD) where the device has one (CPU, CUDA): one pass over the weights;
-- evaluation at a batch chosen for the device (EVAL_BATCH on a CPU: its activations stay in cache; whole splits on
-  a GPU), in inference mode, the sums kept on the device;
+- evaluation at a batch chosen for the device (EVAL_BATCH on a CPU: its activations stay near the cache; whole
+  splits on a GPU), in inference mode, the sums kept on the device;
 - glibc told to keep freed memory (`tune_allocator`): a step's big buffers are reused instead of being handed back
   to the OS and faulted in again at the next step;
 - relu after a max-pool instead of before (models.py: bit for bit the same);
@@ -49,9 +49,11 @@ from sweeper.run.training.schedules import make_scheduler, per_batch
 from sweeper.spec.params import TrialParams
 from sweeper.spec.usermodels import UserModel
 
-# Evaluation batch on a CPU: small enough that a batch's activations stay in cache and under glibc's mmap threshold
-# (the 4th CNN's first conv at 256 images: 22 MB; at the 2,048 of before, 177 MB, faulted in at every batch).
-EVAL_BATCH = 256
+# Evaluation batch on a CPU: small enough that a batch's activations stay near the cache and under glibc's mmap
+# threshold (the 4th CNN's first conv at 128 images: 11 MB, the 5th CNN's 22 MB; at the 2,048 of before, 177 MB and
+# 354 MB, faulted in at every batch). Measured per image (CPU time, 1 thread): 4th CNN 52 us at 64 or 128, 66 at
+# 256, 98 at 512; 5th CNN 465 at 64 or 128, 675 at 256 and 512.
+EVAL_BATCH = 128
 GPU_EVAL_BATCH = 16_384  # on a GPU, a whole split at once (Fashion-MNIST's 12,000 validation, 10,000 test images)
 CHECKPOINT_FILE = "state.pt"  # in each epoch's checkpoint folder
 FUSED_DEVICES = ("cpu", "cuda")  # where torch has fused Adam, AdamW and SGD kernels
