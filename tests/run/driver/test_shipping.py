@@ -304,7 +304,8 @@ from torch import nn
 
 def train(ctx, *, width: int = 8):
     x, y = ctx.data.train
-    model = nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), width), nn.ReLU(), nn.Linear(width, ctx.data.num_classes))
+    k = ctx.data.num_classes
+    model = nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), width), nn.ReLU(), nn.Linear(width, k))
     opt = torch.optim.Adam(model.parameters())
     if (state := ctx.restore()) is not None:
         model.load_state_dict(state["model"])
