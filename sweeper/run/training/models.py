@@ -45,6 +45,8 @@ class Dropout(nn.Dropout):
             return F.dropout(x, self.p, self.training, self.inplace)
         keep = 1 - self.p
         noise = torch.empty(x.shape, dtype=x.dtype, device=x.device).bernoulli_(keep).div_(keep)
+        if x.is_contiguous(memory_format=torch.channels_last):  # a product of two layouts is 3-4x slower
+            noise = noise.contiguous(memory_format=torch.channels_last)
         return x * noise
 
 
