@@ -23,10 +23,10 @@ search_spaces/beyond_long.yaml: 4 conv 32-32-64-64, dense 128, batch 64, one-cyc
 
 Rounds interleave the sides with the order alternating (base, now; now, base; ...), one model after another
 within a round. Printed: per model, the epoch seconds per side as median (min-max), the now/base ratio per round as
-median (min-max), the training and validation parts, GFLOP per epoch (convolutions and linear layers: forward
-2*MACs per image; training 3x forward, 2x for the layer that sees the input, whose input gradient is never
-computed) and the achieved GFLOP/s against the CPU's fp32 peak (PEAK_GFLOPS_PER_CORE per thread: this project's
-Zen 4 EPYC at its boost clock, 2 AVX-512 FMA pipes x 16 floats x 2 FLOP x ~3.6 GHz).
+median (min-max), the training and validation parts, the same in CPU time, GFLOP per epoch (convolutions and
+linear layers: forward 2*MACs per image; training 3x forward, 2x for the layer that sees the input, whose input
+gradient is never computed) and the achieved GFLOP/s against the CPU's fp32 peak (PEAK_GFLOPS_PER_CORE per
+thread: this project's Zen 4 EPYC at its boost clock, 2 AVX-512 FMA pipes x 16 floats x 2 FLOP x ~3.6 GHz).
 
 Thresholds, fixed here before either side runs (issue 27's Done means; medians of the now/base ratio per round):
 4th CNN at most 0.5, beyond winner at most 0.75; the 5th CNN's ratio is reported without one.
@@ -135,27 +135,32 @@ def child(values: dict[str, Any], threads: int, batches: int | None, data_dir: s
     warm = data.load(data_dir, DataSpec(train_subset=WARMUP_BATCHES * bs, val_subset=bs, test_subset=bs, seed=1))
     loop.train_trial(p, loop.Tensors.from_splits(warm, torch.device("cpu")), 1, lambda m, s: None)
 
-    evaluated: list[float] = []
+    evaluated: list[tuple[float, float, float]] = []  # (wall s, CPU s at its start, CPU s at its end)
     plain_evaluate = loop.evaluate
 
     def timed_evaluate(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         out = plain_evaluate(*args, **kwargs)
-        evaluated.append(time.perf_counter() - start)
+        evaluated.append((time.perf_counter() - start, cpu, time.process_time()))
         return out
 
     loop.evaluate = timed_evaluate  # train_trial looks it up in its module at each call
     reports: list[dict[str, Any]] = []
+    cpu0 = time.process_time()
     try:
         loop.train_trial(p.model_copy(update={"max_epochs": 1}), tensors, 1, lambda m, s: reports.append(m))
     finally:
         loop.evaluate = plain_evaluate
-    epoch_s, val_s = float(reports[0]["time_s"]), evaluated[0]
+    epoch_s, (val_s, cpu_val0, cpu_val1) = float(reports[0]["time_s"]), evaluated[0]
     train_s = epoch_s - val_s
     ran = math.ceil(train_n / bs)
+    train_scale, val_scale = full_batches / ran, VAL_IMAGES / val_n
     settings = getattr(loop, "allocator_settings", lambda: None)()
     return {"package": str(Path(sweeper.__file__).resolve().parent), "threads": torch.get_num_threads(),
-            "train_s": train_s * full_batches / ran, "val_s": val_s * VAL_IMAGES / val_n,
+            "train_s": train_s * train_scale, "val_s": val_s * val_scale,
+            # CPU time of the process (its one thread) over the same parts: what waiting for a core on a busy
+            # machine leaves out (the training part also holds building the model and optimizer, milliseconds)
+            "cpu_epoch_s": (cpu_val0 - cpu0) * train_scale + (cpu_val1 - cpu_val0) * val_scale,
             "measured_epoch_s": epoch_s, "batches": ran, "val_images": val_n,
             "val_accuracy": reports[0]["val_accuracy"], "allocator": settings}
 
@@ -239,7 +244,8 @@ def main() -> None:
                 out = run_child(tree, values[m] | extra, args.threads, args.batches)
                 results[m][side].append(out)
                 print(f"  round {i + 1}/{args.rounds} {m} {side}: epoch {out['epoch_s']:.2f} s (train "
-                      f"{out['train_s']:.2f}, val {out['val_s']:.2f}; val acc {out['val_accuracy']:.4f})", flush=True)
+                      f"{out['train_s']:.2f}, val {out['val_s']:.2f}; CPU {out['cpu_epoch_s']:.2f} s; val acc "
+                      f"{out['val_accuracy']:.4f})", flush=True)
     peak = PEAK_GFLOPS_PER_CORE * args.threads
     rows, verdicts = [], []
     for m in models:
@@ -248,16 +254,21 @@ def main() -> None:
             runs = results[m][side]
             epoch = [r["epoch_s"] for r in runs]
             ratio = [r["epoch_s"] / b["epoch_s"] for r, b in zip(runs, results[m]["base"], strict=True)]
+            cpu_ratio = [r["cpu_epoch_s"] / b["cpu_epoch_s"] for r, b in zip(runs, results[m]["base"], strict=True)]
             achieved = [(train_gf + val_gf) / e for e in epoch]
             rows.append([m, side, spread(epoch), spread([r["train_s"] for r in runs]),
                          spread([r["val_s"] for r in runs]), "-" if side == "base" else spread(ratio, 3),
+                         spread([r["cpu_epoch_s"] for r in runs]), "-" if side == "base" else spread(cpu_ratio, 3),
                          f"{train_gf + val_gf:.0f}", spread(achieved, 1),
                          f"{100 * statistics.median(achieved) / peak:.0f}%"])
             if side == "now" and m in THRESHOLDS:
                 med = statistics.median(ratio)
                 verdicts.append(f"{m}: now/base {spread(ratio, 3)} (threshold {THRESHOLDS[m]}): "
                                 f"{'met' if med <= THRESHOLDS[m] else 'NOT met'}")
-    print(table(["model", "side", "epoch s", "train s", "val s", "now/base", "GFLOP", "GFLOP/s", "of peak"], rows))
+    print(table(["model", "side", "epoch s", "train s", "val s", "now/base", "CPU s", "CPU now/base", "GFLOP",
+                 "GFLOP/s", "of peak"], rows))
+    print("epoch s: wall time, as epochs.parquet records it (the thresholds); CPU s: the process's CPU time over the "
+          "same parts (on a busy machine the steadier of the two; on a quiet one about the same)")
     print(f"peak: {PEAK_GFLOPS_PER_CORE:.0f} GFLOP/s fp32 per core x {args.threads} thread(s)"
           + ("; the bf16 rows are against it too (avx512_bf16's own peak is about twice it)" if args.bf16 else ""))
     for line in verdicts:
