@@ -159,8 +159,11 @@ class TrialParams(TrialFields):
         return {k: (None if k in off else v) for k, v in values.items()}
 
     def config_id(self) -> str:
-        """A short stable hash of the configuration without its seed: replicates (repeats) share it."""
-        recorded = {k: v for k, v in self.recorded().items() if k != "seed"}
+        """A short stable hash of the configuration without its seed: replicates (repeats) share it. A key added after
+        config ids were first recorded is left out where it holds what trials did before it existed (or does not
+        apply), so a configuration keeps the id its earlier trials were recorded with."""
+        recorded = {k: v for k, v in self.recorded().items()
+                    if k != "seed" and not (k in LATER_KEYS and v in (None, LATER_KEYS[k]))}
         return hashlib.sha1(json.dumps(recorded, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -172,6 +175,8 @@ def applies(key: str, models: set[str], key_models: Mapping[str, set[str]] | Non
 
 
 PARAM_KEYS: tuple[str, ...] = tuple(TrialFields.model_fields)
+# Keys added after config_id existed, with the value every trial before them had (see config_id).
+LATER_KEYS: dict[str, Any] = {"precision": "fp32"}
 # sweeper's training keys: a user model's factory may not take one (it may take a family key, e.g. dropout)
 TRAINING_KEYS: tuple[str, ...] = tuple(k for k in PARAM_KEYS if k not in KEY_MODELS)
 

@@ -392,6 +392,11 @@ def test_precision_is_fp32_unless_asked_and_is_recorded(tmp_path: Path) -> None:
     assert TrialParams(precision="bf16").recorded()["precision"] == "bf16"
     with pytest.raises(ValueError):
         TrialParams(precision="fp16")
+    # A configuration keeps the config_id its trials were recorded with before the key existed (computed by the code
+    # at 8f88131), so a resumed or extended sweep's replicates still group; bf16 is another configuration.
+    assert TrialParams(model="cnn", filters=32, optimizer="adam", seed=1).config_id() == "1760491d8a"
+    assert TrialParams().config_id() == "41de73c787"
+    assert TrialParams(precision="bf16").config_id() != "41de73c787"
     fp32 = TrialParams(**FOURTH_CNN).recorded()
     bf16 = TrialParams(**FOURTH_CNN, precision="bf16").recorded()
     assert "precision" not in architecture(fp32)  # every fp32 architecture keeps the key it had
