@@ -43,7 +43,7 @@ def launch(
         past = warm_start_rows(storage, warm_start, space)
     # sweep.json is written just before the first trial can start: a folder without it is a launch killed before
     # that (spec.yaml, ray.log), with nothing to resume and nothing to lose; this launch takes it over
-    exists = state.read_state(folder) is not None
+    exists = folder.exists() and state.read_state(folder) is not None
     if exists and if_exists == "resume":
         return resume(folder.name, storage, address=address, data_dir=data_dir, space=space, echo=echo,
                       progress=progress, verbose=verbose)
@@ -91,6 +91,13 @@ def resume(
     from sweeper.run.recovery import whole_state
 
     folder, run_state, stored = load_sweep_space(storage, name)
+    if space is not None:
+        changed = state.trial_changes(run_state["fingerprint"], state.fingerprint(space))
+        if changed:
+            raise SweeperError(
+                f"{space.path}: differs from the search space sweep {name!r} was launched with in "
+                f"{', '.join(changed)}; that would change its trials: launch it under another --name, or --overwrite"
+            )
     if not whole_state(current_runs(folder, run_state)):
         # killed before Ray's first snapshot (it takes one about every 10 s), or in the middle of writing it: Ray
         # has nothing to restore and would start the experiment over with the searcher it began with (and end
@@ -102,13 +109,6 @@ def resume(
                       verbose=verbose, accept_code=accept_code, rest=True)
     session = Session(folder, stored, f"resume --errored {Errored(errored).value}", address, verbose, echo, progress,
                       accept_code=accept_code)
-    if space is not None:
-        changed = state.trial_changes(run_state["fingerprint"], state.fingerprint(space))
-        if changed:
-            raise SweeperError(
-                f"{space.path}: differs from the search space sweep {name!r} was launched with in "
-                f"{', '.join(changed)}; that would change its trials: launch it under another --name, or --overwrite"
-            )
     splits = session.open(data_dir or run_state.get("data_dir"), run_state)
     runs = current_runs(folder, run_state)  # the latest Ray experiment: the launch's, or the last extension's
 
