@@ -59,6 +59,9 @@ def launch(
     run_state = state.new_state(space, data_dir) | session.timing | session.facts
 
     def prepare() -> SweepFolder:
+        if not exists and state.read_state(folder) is not None:  # under the lock now: another launch ran it meanwhile
+            raise SweeperError(f"{folder}: sweep {folder.name!r} was launched by another process meanwhile; "
+                               f"continue it with `sweeper resume {folder.name} --storage {storage}`")
         if (exists and if_exists == "overwrite") or (not exists and folder.exists()):
             folder.clear(keep=(LOCK_FILE,))  # on every kind of storage: old and new trials never mix
         folder.write_text(SPEC_FILE, space.text)
