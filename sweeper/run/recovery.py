@@ -8,7 +8,8 @@ ahead, of trials.parquet and epochs.parquet, which the recorder writes as result
 - `reconcile`: a trial that ended in trials.parquet is marked ended in Ray's experiment state; an unfinished trial
   the state does not hold is dropped (its rows and Ray's folder), so the searcher plans it again;
 - `backfill`: epochs Ray logged in a trial's result.json that never reached epochs.parquet are added;
-- `repair_checkpoints`: a checkpoint the experiment state names but Ray deleted is put back from the next one.
+- `repair_checkpoints`: a checkpoint the experiment state names that Ray deleted, or left without a state.pt that
+  loads, is replaced by the newest whole one (or the trial starts over), and the trial's row says so.
 While Ray restores (`SweepGenerator`, the search algorithm every random or TPE sweep runs under):
 - `adopt_recorded`: the searcher learns the trials that ended in trials.parquet after its last snapshot;
 - `agree`: the searcher and the concurrency limiter agree with the unfinished trials Ray restored: a trial Ray
@@ -20,9 +21,12 @@ While Ray restores (`SweepGenerator`, the search algorithm every random or TPE s
 from __future__ import annotations
 
 import fnmatch
+import io
 import json
 import os
 import posixpath
+import zipfile
+from dataclasses import dataclass
 from typing import Any
 
 from ray.tune.search import SearchAlgorithm, Searcher, SearchGenerator
@@ -152,16 +156,70 @@ def backfill(folder: SweepFolder, runs: SweepFolder, run_state: dict[str, Any]) 
     return len(writer.epochs) - before
 
 
-def repair_checkpoints(folder: SweepFolder) -> list[str]:
-    """Put back the checkpoint that Ray's saved experiment state names, where a killed driver left it deleted.
+CHECKPOINT_FILE = "state.pt"  # in each checkpoint folder, as run/training/loop.py and context.py write it
+
+
+@dataclass(frozen=True)
+class CheckpointRepair:
+    """A trial whose checkpoint named in Ray's saved experiment state could not be restored, and what was done."""
+
+    trial_id: str
+    trial_folder: str  # the trial's folder in the experiment (its name)
+    named: str  # the checkpoint folder the saved state names
+    flaw: str  # what was wrong with it ("was deleted", "has no state.pt", ...)
+    used: str | None  # the whole checkpoint copied under its name; None: none was whole, the trial starts over
+
+    def __str__(self) -> str:
+        return f"{self.trial_folder}/{self.named}"
+
+    @property
+    def note(self) -> str:
+        """What trials.parquet's `restore_note` says (its `restored_from` says from which epoch it went on)."""
+        if self.used is None:
+            return f"started over: its checkpoint {self.named} {self.flaw} and no other checkpoint was whole"
+        return f"went on from {self.used}: its checkpoint {self.named} {self.flaw}"
+
+
+def checkpoint_flaw(fs: Any, path: str) -> str | None:
+    """Why the checkpoint folder at `path` cannot be restored, or None if it is whole: it must exist and hold a
+    state.pt that is a whole torch.save archive (a zip whose every member's CRC checks out; checked without torch,
+    which the driver never imports), as a cut upload or an interrupted delete leaves it otherwise."""
+    import pyarrow.fs as pafs
+
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return "was deleted"
+    state = posixpath.join(path, CHECKPOINT_FILE)
+    try:
+        with fs.open_input_stream(state) as fh:
+            data = fh.read()
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError) or "not found" in str(exc).lower() or "does not exist" in str(exc):
+            return f"has no {CHECKPOINT_FILE}"
+        raise
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            if archive.testzip() is None and any(n.endswith("/data.pkl") for n in archive.namelist()):
+                return None
+    except (zipfile.BadZipFile, OSError, EOFError):
+        pass
+    return f"has a {CHECKPOINT_FILE} that does not load (cut short or damaged)"
+
+
+def repair_checkpoints(folder: SweepFolder) -> list[CheckpointRepair]:
+    """Make every checkpoint that Ray's saved experiment state names for an unfinished trial restorable.
 
     Ray keeps one checkpoint per trial (num_to_keep=1): it deletes the previous one the moment the next is
     registered, and writes the experiment state that names the new one only afterwards (at the end of that
-    step, uploaded in the background). A driver killed in between leaves a state naming a deleted checkpoint,
-    and resuming would fail that trial ("Could not recover from checkpoint as it does not exist on storage
-    anymore"). The checkpoint Ray registered next is still there, complete (a trial's checkpoint is registered
-    only once uploaded): it is copied under the missing name, so the trial goes on from that later epoch (the
-    checkpoint holds its own epoch count). Returns the checkpoints put back, as `trial folder/checkpoint`."""
+    step, uploaded in the background). A driver killed in between leaves a state naming a deleted checkpoint, or,
+    on an object store, where a folder is deleted file by file, a folder without its state.pt; a cut upload or a
+    damaged file leaves a state.pt that does not load (`checkpoint_flaw`). Resuming as it is would end that trial in
+    ERROR. Instead it goes on from the newest whole checkpoint:
+    - a later one: the first whole one after the named one (each one's deletion means the next was registered,
+      so the first whole one is the newest Ray registered; any after it never were, and may be cut short);
+    - else an earlier one, the newest whole;
+    - else none: the trial starts over (its checkpoint is taken out of the saved state).
+    The whole checkpoint is copied under the named one's name (it holds its own epoch count, so the trial goes on
+    from that epoch: `restored_from`), and a torn named folder is replaced. Returns what was done, per trial."""
     import pyarrow.fs as pafs
     from ray.tune import ExperimentAnalysis
 
@@ -170,23 +228,63 @@ def repair_checkpoints(folder: SweepFolder) -> list[str]:
         trials = ExperimentAnalysis(base, storage_filesystem=fs).trials
     except Exception:  # noqa: BLE001 - no readable experiment state: Tuner.restore says so in its own words
         return []
-    repaired = []
+    repairs = []
     for trial in trials:
         checkpoint = trial.checkpoint
-        if checkpoint is None or fs.get_file_info(checkpoint.path).type == pafs.FileType.Directory:
+        if checkpoint is None or trial.status == "TERMINATED":  # Ray will not run an ended trial again
             continue
-        trial_dir, missing = posixpath.split(checkpoint.path.rstrip("/"))
-        if not missing.startswith(CHECKPOINT_PREFIX):
+        named_path = checkpoint.path.rstrip("/")
+        trial_dir, named = posixpath.split(named_path)
+        if not named.startswith(CHECKPOINT_PREFIX):
             continue
-        later = sorted(e.base_name for e in fs.get_file_info(pafs.FileSelector(trial_dir, allow_not_found=True))
-                       if e.type == pafs.FileType.Directory and e.base_name.startswith(CHECKPOINT_PREFIX)
-                       and e.base_name > missing)
-        if later:  # the one registered next (any later ones were never registered: maybe cut short)
-            fs.create_dir(checkpoint.path, recursive=True)  # local filesystems copy into existing folders only
-            pafs.copy_files(posixpath.join(trial_dir, later[0]), checkpoint.path, source_filesystem=fs,
+        flaw = checkpoint_flaw(fs, named_path)
+        if flaw is None:
+            continue
+        others = sorted(e.base_name for e in fs.get_file_info(pafs.FileSelector(trial_dir, allow_not_found=True))
+                        if e.type == pafs.FileType.Directory and e.base_name.startswith(CHECKPOINT_PREFIX)
+                        and e.base_name != named)
+        order = [n for n in others if n > named] + [n for n in reversed(others) if n < named]
+        used = next((n for n in order if checkpoint_flaw(fs, posixpath.join(trial_dir, n)) is None), None)
+        if fs.get_file_info(named_path).type == pafs.FileType.Directory:
+            fs.delete_dir(named_path)  # torn: replaced whole, or (none whole) no longer named
+        if used is not None:
+            fs.create_dir(named_path, recursive=True)  # local filesystems copy into existing folders only
+            pafs.copy_files(posixpath.join(trial_dir, used), named_path, source_filesystem=fs,
                             destination_filesystem=fs)
-            repaired.append(f"{posixpath.basename(trial_dir)}/{missing}")
-    return repaired
+        repairs.append(CheckpointRepair(trial.trial_id, posixpath.basename(trial_dir), named, flaw, used))
+    _start_over(folder, {r.trial_id for r in repairs if r.used is None})
+    return repairs
+
+
+def _start_over(runs: SweepFolder, trial_ids: set[str]) -> None:
+    """Take these trials' checkpoint out of Ray's newest saved experiment state, so it starts them over."""
+    if not trial_ids:
+        return
+    from ray.train._internal.checkpoint_manager import _CheckpointManager
+    from ray.tune.trainable.metadata import _TrainingRunMetadata
+
+    newest = newest_state(runs.list())
+    if newest is None:
+        return
+    saved = json.loads(runs.read_bytes(newest) or b"{}")
+    for entry in saved.get("trial_data", []):
+        if json.loads(entry[0]).get("trial_id") in trial_ids:
+            metadata = _TrainingRunMetadata.from_json_state(entry[1])
+            kept = metadata.checkpoint_manager
+            metadata.checkpoint_manager = _CheckpointManager(kept.checkpoint_config if kept is not None else None)
+            entry[1] = metadata.get_json_state()
+    runs.write_bytes(newest, json.dumps(saved).encode())
+
+
+def note_repairs(folder: SweepFolder, repairs: list[CheckpointRepair]) -> None:
+    """Say in each repaired trial's row (trials.parquet's `restore_note`) which checkpoint it goes on from."""
+    if not repairs:
+        return
+    writer = ResultsWriter(folder)
+    for repair in repairs:
+        if repair.trial_id in writer.trials:
+            writer.trial(repair.trial_id, restore_note=repair.note)
+    writer.flush()
 
 
 def adopt_recorded(search: SweepSearch) -> list[str]:
@@ -263,7 +361,11 @@ def restore_tuner(runs: SweepFolder, space: Space, splits: Splits, errored: Erro
     by this process's, which knows where to report progress."""
     from ray import tune
 
-    repair_checkpoints(runs)
+    repairs = repair_checkpoints(runs)
+    note_repairs(recorder.folder, repairs)
+    if recorder.echo is not None:
+        for repair in repairs:
+            recorder.echo(f"trial {repair.trial_id}: {repair.note}")
     tuner = tune.Tuner.restore(
         runs.location, trainable=trainable(space, splits), resume_unfinished=True,
         resume_errored=errored == Errored.RESUME, restart_errored=errored == Errored.RESTART,

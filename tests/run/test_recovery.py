@@ -1,6 +1,7 @@
 """Every rule of run/recovery.py that makes a resumed sweep agree with the files on disk: reconcile (rows Ray
 never saw), backfill (epochs Ray logged but Parquet lost, with a real kill -9 on local and S3 storage),
-repair_checkpoints (a checkpoint Ray deleted), and the searcher's adoption of and agreement with what Ray restored
+repair_checkpoints (a checkpoint Ray deleted, or left without a state.pt that loads, on local and S3 storage: the
+newest whole one, or a start over), and the searcher's adoption of and agreement with what Ray restored
 (real Optuna, real Parquet)."""
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ import pytest
 from ray.tune.search import Searcher
 
 from sweeper.run import launch
-from sweeper.run.recovery import adopt_recorded, agree, reconcile, repair_checkpoints
+from sweeper.run.recovery import adopt_recorded, agree, newest_state, reconcile, repair_checkpoints
 from sweeper.run.search.plans import sampler
 from sweeper.run.search.searcher import SweepSearch
 from sweeper.spec.loader import load, load_text
 from sweeper.store.files import TRIALS_FILE
 from sweeper.store.parquet import read_rows, write_rows
 from sweeper.store.schema import TRIAL_SCHEMA
-from sweeper.store.storage import Storage
+from sweeper.store.storage import Storage, SweepFolder
 from tests.drivers import Driver, wait_until
 from tests.run.searching import TPE, folder_with, row, tpe_space
 from tests.s3 import S3, s3_fixture, s3_server_fixture  # noqa: F401 - the s3 fixtures
@@ -214,11 +215,33 @@ def test_resume_backfills_epochs_ray_logged_but_parquet_lost(
     assert [s["outcome"] for s in json.loads(sweep.read("sweep.json") or b"{}")["sessions"]] == [None, "finished"]
 
 
-def test_a_checkpoint_the_saved_state_names_but_ray_deleted_is_put_back(
+def unfinish(folder: SweepFolder) -> None:
+    """Mark every trial of Ray's newest saved experiment state RUNNING, as a kill mid-trial leaves it."""
+    name = newest_state(folder.list())
+    assert name is not None
+    saved = json.loads(folder.read_bytes(name) or b"{}")
+    for entry in saved["trial_data"]:
+        entry[0] = json.dumps(json.loads(entry[0]) | {"status": "RUNNING"})
+    folder.write_bytes(name, json.dumps(saved).encode())
+
+
+def named_checkpoint(folder: SweepFolder) -> str | None:
+    """The checkpoint folder Ray's saved state names for the sweep's one trial (what a restore uses), by name."""
+    from ray.tune import ExperimentAnalysis
+
+    fs, base = folder.fs_path()
+    (trial,) = ExperimentAnalysis(base, storage_filesystem=fs).trials
+    return None if trial.checkpoint is None else Path(trial.checkpoint.path).name
+
+
+def test_a_checkpoint_the_saved_state_names_is_replaced_by_the_newest_whole_one(
     tmp_path: Path, tiny_data: Path, ray_session
 ) -> None:
     """Ray deletes a trial's previous checkpoint as soon as it registers the next, and only then writes the
-    experiment state naming the new one: a kill in between leaves a state naming a deleted checkpoint."""
+    experiment state naming the new one: a kill in between leaves a state naming a deleted checkpoint, or on an
+    object store (a folder deleted file by file) one without its state.pt; a cut write leaves a state.pt that does
+    not load. The newest whole checkpoint takes its place: the next registered one, else an earlier one; with none
+    whole the trial starts over."""
     (tmp_path / "ck.yaml").write_text("epochs: 2\nscheduler: {type: fifo}\nparameters: {model: logreg}\n")
     storage = Storage.parse(str(tmp_path / "runs"))
     outcome = launch(load(tmp_path / "ck.yaml"), storage, data_dir=str(tiny_data), echo=None)
@@ -226,19 +249,153 @@ def test_a_checkpoint_the_saved_state_names_but_ray_deleted_is_put_back(
     folder = storage.folder("ck")
     (trial_dir,) = [p for p in folder.path.iterdir() if p.is_dir()]
     assert sorted(p.name for p in trial_dir.glob("checkpoint_*")) == ["checkpoint_000001"]  # the one it names
-    assert repair_checkpoints(folder) == []  # nothing missing, nothing done
-
     named = trial_dir / "checkpoint_000001"
     weights = (named / "state.pt").read_bytes()
+    (trial_dir / "checkpoint_000001" / "state.pt").unlink()
+    assert repair_checkpoints(folder) == []  # an ended trial: Ray will not restore it, nothing to do
+    (named / "state.pt").write_bytes(weights)
+    unfinish(folder)
+    assert repair_checkpoints(folder) == []  # whole: nothing to do
+
     named.rename(trial_dir / "checkpoint_000002")  # registered next; the named one deleted ...
     shutil.copytree(trial_dir / "checkpoint_000002", trial_dir / "checkpoint_000003")
-    (trial_dir / "checkpoint_000003" / "state.pt").write_bytes(b"cut short")  # ... and one never registered
-
-    assert repair_checkpoints(folder) == [f"{trial_dir.name}/checkpoint_000001"]
+    (trial_dir / "checkpoint_000003" / "state.pt").write_bytes(weights[:1000])  # ... and one never registered
+    (repair,) = repair_checkpoints(folder)
+    assert str(repair) == f"{trial_dir.name}/checkpoint_000001" and repair.flaw == "was deleted"
+    assert repair.used == "checkpoint_000002" and repair.note == (
+        "went on from checkpoint_000002: its checkpoint checkpoint_000001 was deleted")
     assert (named / "state.pt").read_bytes() == weights  # from the next registered one, not the cut one
     assert sorted(p.name for p in trial_dir.glob("checkpoint_*")) == [
         "checkpoint_000001", "checkpoint_000002", "checkpoint_000003"]
     assert repair_checkpoints(folder) == []
+
+    shutil.rmtree(trial_dir / "checkpoint_000002")  # the named folder's state.pt gone (a delete cut short), the
+    (named / "state.pt").unlink()  # later one cut short; an earlier one whole
+    (trial_dir / "checkpoint_000000").mkdir()
+    (trial_dir / "checkpoint_000000" / "state.pt").write_bytes(weights)
+    (repair,) = repair_checkpoints(folder)
+    assert (repair.named, repair.flaw, repair.used) == ("checkpoint_000001", "has no state.pt", "checkpoint_000000")
+    assert (named / "state.pt").read_bytes() == weights and named_checkpoint(folder) == "checkpoint_000001"
+
+    shutil.rmtree(trial_dir / "checkpoint_000000")  # none whole: the trial starts over
+    (named / "state.pt").write_bytes(weights[: len(weights) // 2])
+    (repair,) = repair_checkpoints(folder)
+    assert repair.flaw == "has a state.pt that does not load (cut short or damaged)" and repair.used is None
+    assert repair.note.startswith("started over: its checkpoint checkpoint_000001 has a state.pt that does not")
+    assert named_checkpoint(folder) is None and not named.exists()  # taken out of Ray's saved state
+    assert repair_checkpoints(folder) == []
+
+
+TORN = """
+name: torn
+epochs: 60
+scheduler: {type: fifo}
+max_concurrent: 2
+parameters: {model: logreg, lr: {grid: [0.01, 0.1]}}
+"""
+
+
+def saved_checkpoints(folder: SweepFolder) -> dict[str, tuple[str, str | None]]:
+    """Ray's newest saved experiment state in storage, per trial: (its status, the checkpoint path it names)."""
+    from ray.tune.trainable.metadata import _TrainingRunMetadata
+
+    name = newest_state(folder.list())
+    if name is None:
+        return {}
+    out: dict[str, tuple[str, str | None]] = {}
+    for entry in json.loads(folder.read_bytes(name) or b"{}").get("trial_data", []):
+        trial = json.loads(entry[0])
+        manager = _TrainingRunMetadata.from_json_state(entry[1]).checkpoint_manager
+        latest = manager.latest_checkpoint_result if manager is not None else None
+        out[trial["trial_id"]] = (trial["status"], latest.checkpoint.path if latest is not None else None)
+    return out
+
+
+def only_the_named_checkpoint(fs: Any, named: str) -> int:
+    """Leave the trial's folder holding only the checkpoint Ray's saved state names, whole: if Ray had deleted it
+    already (it registered the next: the saved state lags), the next one put back under its name. Returns the epoch
+    its state.pt holds (checkpoint_00000k of a trial never restored is epoch k+1)."""
+    import pyarrow.fs as pafs
+
+    trial_dir, name = named.rstrip("/").rsplit("/", 1)
+    others = sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(trial_dir))
+                    if i.base_name.startswith("checkpoint_") and i.base_name != name)
+    source = name
+    if fs.get_file_info(named).type != pafs.FileType.Directory:
+        source = next(o for o in others if o > name)
+        fs.create_dir(named)
+        pafs.copy_files(f"{trial_dir}/{source}", named, source_filesystem=fs, destination_filesystem=fs)
+    for other in others:
+        fs.delete_dir(f"{trial_dir}/{other}")
+    return int(source[-6:]) + 1
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_resume_goes_on_from_the_newest_whole_checkpoint_when_the_named_one_is_torn(
+    where: str, tmp_path: Path, tiny_data: Path, reaped: list[Driver], request: pytest.FixtureRequest
+) -> None:
+    """Issue 28, item 3, reproduced: a real sweep is killed once Ray's saved state (in storage) names a checkpoint
+    of each of its two trials; then trial A's named folder loses its state.pt (as a delete cut short on S3 left it
+    in CI) beside a whole later checkpoint (the one Ray registered next), and trial B's state.pt is cut short with
+    no other checkpoint. `sweeper resume` (the real CLI) ends both trials whole: A goes on from the later
+    checkpoint, B starts over, and each row says so (restore_note, restored_from)."""
+    import pyarrow.fs as pafs
+
+    bucket: S3 | None = request.getfixturevalue("s3") if where == "s3" else None
+    storage = bucket.uri("runs") if bucket is not None else str(tmp_path / "runs")
+    env = bucket.env if bucket is not None else None
+    folder = Storage.parse(storage).folder("torn")
+    (tmp_path / "torn.yaml").write_text(TORN)
+    driver = Driver("launch", str(tmp_path / "torn.yaml"), "--storage", storage, "--data-dir", str(tiny_data),
+                    "--quiet", env=env)
+    reaped.append(driver)
+
+    def both_named() -> bool:
+        """Both trials unfinished in the saved state, each naming a checkpoint of epoch 3 or later."""
+        saved = saved_checkpoints(folder)
+        return len(saved) == 2 and all(status != "TERMINATED" and path is not None and int(path[-6:]) >= 2
+                                       for status, path in saved.values())
+
+    wait_until("Ray's saved state names a checkpoint of each trial", both_named, driver)
+    kill_driver(driver)
+    saved = saved_checkpoints(folder)
+    assert all(status != "TERMINATED" and path for status, path in saved.values()), saved
+    (a, (_, a_path)), (b, (_, b_path)) = sorted(saved.items())
+    assert a_path is not None and b_path is not None
+    fs, _ = folder.fs_path()
+
+    a_dir, a_named = a_path.rstrip("/").rsplit("/", 1)
+    a_epoch = only_the_named_checkpoint(fs, a_path)
+    later = f"checkpoint_{int(a_named[-6:]) + 1:06d}"
+    fs.create_dir(f"{a_dir}/{later}")
+    pafs.copy_files(a_path, f"{a_dir}/{later}", source_filesystem=fs, destination_filesystem=fs)
+    fs.delete_file(f"{a_path}/state.pt")  # A: the named folder without its state.pt, a whole later one
+
+    b_named = b_path.rstrip("/").rsplit("/", 1)[1]
+    only_the_named_checkpoint(fs, b_path)
+    with fs.open_input_stream(f"{b_path}/state.pt") as fh:
+        weights = fh.read()
+    with fs.open_output_stream(f"{b_path}/state.pt") as out:
+        out.write(weights[: len(weights) // 2])  # B: a state.pt cut short, and no other checkpoint
+
+    resumed = Driver("resume", "torn", "--storage", storage, env=env)
+    reaped.append(resumed)
+    code, out = resumed.wait(timeout=600)
+    assert code == 0, out
+    trials = {r["trial_id"]: r for r in read_rows(folder, TRIALS_FILE)}
+    assert {(t["state"], t["epochs"]) for t in trials.values()} == {("TERMINATED", 60)}, trials
+    assert trials[a]["restore_note"] == f"went on from {later}: its checkpoint {a_named} has no state.pt"
+    assert trials[a]["restored_from"] == a_epoch
+    assert trials[b]["restore_note"] == (f"started over: its checkpoint {b_named} has a state.pt that does not "
+                                         "load (cut short or damaged) and no other checkpoint was whole")
+    assert trials[b]["restored_from"] == 0
+    assert f"trial {a}: went on from {later}" in out and f"trial {b}: started over" in out
+    epochs = read_rows(folder, "epochs.parquet")
+    for trial_id in (a, b):
+        mine = sorted((r["epoch"], r["session"]) for r in epochs if r["trial_id"] == trial_id)
+        assert [e for e, _ in mine] == list(range(1, 61)), trial_id  # every epoch once
+        first_rerun = 1 if trial_id == b else trials[a]["restored_from"] + 1
+        assert all(s == (1 if e >= first_rerun else 0) for e, s in mine), (trial_id, mine)
 
 
 def test_restore_adopts_ended_trials_the_snapshot_missed(tmp_path: Path) -> None:
