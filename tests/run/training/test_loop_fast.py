@@ -452,28 +452,8 @@ def test_cuda_switches_follow_the_precision() -> None:
         matmul.fp32_precision, conv.fp32_precision = before[2:]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu_check.sh runs it)")
-def test_cuda_trial_resumes_its_dropout_stream_exactly(subset: Tensors, tmp_path: Path) -> None:
-    assert subset.x_test is not None and subset.y_test is not None
-    cuda = Tensors(subset.x_train.cuda(), subset.y_train.cuda(), subset.x_val.cuda(), subset.y_val.cuda(),
-                   subset.x_test.cuda(), subset.y_test.cuda())
-    p = TrialParams(**FOURTH_CNN)
-    straight: list[dict[str, Any]] = []
-    train_trial(p, cuda, 3, lambda metrics, save: straight.append(metrics))
-    saved: list[dict[str, Any]] = []
-
-    def keep(metrics: dict[str, Any], save: Any) -> None:
-        folder = tmp_path / f"e{metrics['epoch']}"
-        folder.mkdir()
-        save(folder)
-        saved.append(metrics)
-
-    train_trial(p, cuda, 2, keep)
-    assert "cuda_rng" in torch.load(tmp_path / "e2" / CHECKPOINT_FILE, weights_only=True)
-    resumed: list[dict[str, Any]] = []
-    train_trial(p, cuda, 3, lambda metrics, save: resumed.append(metrics), restore_from=tmp_path / "e2")
-    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
-        assert resumed[0][key] == straight[2][key], key
+# A CUDA trial's kill/resume exactness (its dropout stream from the checkpoint's cuda_rng) needs a GPU: it is step 1
+# of benchmarks/gpu_check.sh, which a machine with one runs; the suite has no test that would only skip here.
 
 
 # -- the allocator ---------------------------------------------------------------------------------------------
