@@ -49,7 +49,7 @@ def test_status_and_report_show_every_trial_with_its_epoch_rows_after_a_kill_bet
 
 SPACE = """
 name: torn
-epochs: 3
+epochs: 40
 scheduler: {type: fifo}
 max_concurrent: 1
 parameters: {model: logreg, lr: {grid: [0.01, 0.1]}}
@@ -59,9 +59,11 @@ parameters: {model: logreg, lr: {grid: [0.01, 0.1]}}
 def test_a_launch_killed_between_its_writes_shows_the_pair_agree_and_resumes_whole(
     where: tuple[str, dict[str, str] | None], tmp_path: Path, tiny_data: Path, reaped: list[Driver]
 ) -> None:
-    """A real `sweeper launch` stopped right after its third flush that added an epoch row wrote epochs.parquet;
-    killed there with its Ray; status and report agree with epochs.parquet; `sweeper resume` ends the sweep with
-    both files agreeing, every epoch once."""
+    """A real `sweeper launch` stopped right after its third flush that added an epoch row wrote epochs.parquet
+    (its first trial mid-way, however many epochs a write batches: Ray's grid generator restored with a trial in its
+    live set that ended after its snapshot waits for it, under max_concurrent, for Ray's 10-minute timeout), killed
+    there with its Ray; status and report agree with epochs.parquet; `sweeper resume` ends the sweep with both files
+    agreeing, every epoch once."""
     storage, env = where
     folder = Storage.parse(storage).folder("torn")
     space = tmp_path / "torn.yaml"
@@ -88,6 +90,6 @@ def test_a_launch_killed_between_its_writes_shows_the_pair_agree_and_resumes_who
     trials, epochs = raw(folder, TRIALS_FILE), raw(folder, EPOCHS_FILE)
     assert trials is not None and epochs is not None
     assert disagreeing(trials.to_pylist(), epochs.to_pylist()) == {}
-    assert sorted((t["state"], t["epochs"]) for t in trials.to_pylist()) == [("TERMINATED", 3)] * 2
+    assert sorted((t["state"], t["epochs"]) for t in trials.to_pylist()) == [("TERMINATED", 40)] * 2
     keys = list(zip(epochs.column("trial_id").to_pylist(), epochs.column("epoch").to_pylist(), strict=True))
-    assert len(keys) == len(set(keys)) == 6
+    assert len(keys) == len(set(keys)) == 80
