@@ -12,6 +12,7 @@ ahead, of trials.parquet and epochs.parquet, which the recorder writes as result
   loads, is replaced by the newest whole one (or the trial starts over), and the trial's row says so.
 While Ray restores (`SweepGenerator`, the search algorithm every random or TPE sweep runs under):
 - `adopt_recorded`: the searcher learns the trials that ended in trials.parquet after its last snapshot;
+- `SweepVariants` (grid search): Ray's generator holds `max_concurrent` slots only for the trials Ray restored;
 - `agree`: the searcher and the concurrency limiter agree with the unfinished trials Ray restored: a trial Ray
   lost goes back to the budget (a replicate's seed to its configuration), a trial the searcher never handed
   out counts and is learnt when it ends, and the generator's trial count is the budget spent.
@@ -29,7 +30,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any
 
-from ray.tune.search import SearchAlgorithm, Searcher, SearchGenerator
+from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher, SearchGenerator
 
 from sweeper.errors import SweeperError
 from sweeper.run.driver.recorder import ParquetRecorder
@@ -341,6 +342,21 @@ class SweepGenerator(SearchGenerator):
         self._finished = False  # the searcher says FINISHED again if its budget is spent
 
 
+class SweepVariants(BasicVariantGenerator):
+    """Ray's grid generator (grid search), restored holding a `max_concurrent` slot for exactly the unfinished trials
+    Ray restored: a trial that ended after the generator's snapshot would hold its slot forever, and the resumed
+    sweep would wait for it (until Ray's own 600 s timeout)."""
+
+    def restore_from_dir(self, dirpath: str) -> None:
+        super().restore_from_dir(dirpath)
+        name = newest_state(os.listdir(dirpath))
+        if name is None:
+            return
+        with open(os.path.join(dirpath, name)) as f:
+            live = restored_unfinished(json.load(f))
+        self._live_trials = {t for t in self._live_trials if t in live}
+
+
 def generator(search_alg: Searcher | SearchAlgorithm) -> SearchAlgorithm:
     """A searcher under a SweepGenerator; a search algorithm (a generator already) as it is."""
     return SweepGenerator(search_alg) if isinstance(search_alg, Searcher) else search_alg
@@ -375,6 +391,8 @@ def restore_tuner(runs: SweepFolder, space: Space, splits: Splits, errored: Erro
         raise SweeperError("resuming a sweep through Ray Client (ray://) is not supported; use --address HOST:PORT")
     run_config = internal.get_run_config()
     run_config.callbacks = [c for c in run_config.callbacks or [] if not isinstance(c, ParquetRecorder)] + [recorder]
+    if type(internal._tune_config.search_alg) is BasicVariantGenerator:  # grid search: its slots as Ray restored
+        internal._tune_config.search_alg.__class__ = SweepVariants  # the same state, one more rule on restore
     searcher = searcher_of(internal._tune_config.search_alg)
     if searcher is not None:  # it reads trials.parquet where this process finds it
         searcher.folder = recorder.folder

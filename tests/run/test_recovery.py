@@ -519,3 +519,28 @@ def test_an_experiment_state_a_kill_left_empty_is_set_aside_for_the_newest_whole
     runs.write_bytes("experiment_state-2026-12-01_10-00-00.json", b'{"trial_data": [["{\\"trial_id')  # cut short
     with pytest.raises(SweeperError, match="empty or cut short .* no earlier one is whole"):
         set_aside_torn(runs)
+
+
+def test_a_grid_generator_restored_holds_slots_only_for_the_trials_ray_restored(tmp_path: Path) -> None:
+    """Grid search with max_concurrent: Ray's BasicVariantGenerator saved `_live_trials` with a trial that ended
+    after that snapshot (trials.parquet has it TERMINATED, and reconcile marked it so in Ray's state). Restored as
+    it was, it held that trial's slot forever and the resumed sweep waited out Ray's 600 s timeout."""
+    from ray.tune.search import BasicVariantGenerator
+
+    from sweeper.run.recovery import SweepVariants
+
+    saved = BasicVariantGenerator(max_concurrent=2)
+    saved._live_trials = {"ended_after_snapshot", "still_running"}
+    saved.save_to_dir(str(tmp_path), "2026-12-07_10-00-00")
+    trials = [{"trial_id": "ended_after_snapshot", "status": "TERMINATED", "config": {}},
+              {"trial_id": "still_running", "status": "RUNNING", "config": {}}]
+    state = {"trial_data": [[json.dumps(t), "{}"] for t in trials]}
+    (tmp_path / "experiment_state-2026-12-07_10-00-00.json").write_text(json.dumps(state))
+
+    plain = BasicVariantGenerator(max_concurrent=2)
+    plain.restore_from_dir(str(tmp_path))
+    assert plain._live_trials == {"ended_after_snapshot", "still_running"}  # Ray's own: a slot lost for good
+    restored = BasicVariantGenerator(max_concurrent=2)
+    restored.__class__ = SweepVariants  # as restore_tuner turns the generator Ray unpickles
+    restored.restore_from_dir(str(tmp_path))
+    assert restored._live_trials == {"still_running"}
