@@ -12,6 +12,7 @@ And the modules between them:
 - `session`: the sequence launch, resume and extend share (checks, data, cluster, calibration, lock, Ray, recorder,
   Tuner, a session of sweep.json), written once;
 - `recovery`: every rule that makes a resumed sweep agree with the files on disk;
+- `history`: the epochs each checkpoint carries (history.jsonl), written in a trial, read by `recovery` without torch;
 - `provenance`: the code and data a sweep's trials were computed from (hashes in sweep.json), checked on resume;
 - `commands`: `launch`, `resume` and `extend`, each thin over `session`;
 - `renamed`: old module paths (0.1's flat run/) that pickles in Ray's saved experiments name.

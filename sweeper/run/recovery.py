@@ -7,7 +7,8 @@ ahead, of trials.parquet and epochs.parquet, which the recorder writes as result
   restores the newest whole one instead of silently starting the experiment over;
 - `reconcile`: a trial that ended in trials.parquet is marked ended in Ray's experiment state; an unfinished trial
   the state does not hold is dropped (its rows and Ray's folder), so the searcher plans it again;
-- `backfill`: epochs Ray logged in a trial's result.json that never reached epochs.parquet are added;
+- `backfill`: epochs Ray logged in a trial's result.json, or its checkpoints carry, that never reached
+  epochs.parquet are added;
 - `repair_checkpoints`: a checkpoint the experiment state names that Ray deleted, or left without a state.pt that
   loads, is replaced by the newest whole one (or the trial starts over), and the trial's row says so.
 While Ray restores (`SweepGenerator`, the search algorithm every random or TPE sweep runs under):
@@ -35,6 +36,7 @@ from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher, Se
 from sweeper.errors import SweeperError
 from sweeper.run.driver.recorder import ParquetRecorder
 from sweeper.run.driver.tuner import trainable
+from sweeper.run.history import HISTORY_FILE, parse
 from sweeper.run.search.searcher import SweepLimiter, SweepSearch, searcher_of
 from sweeper.run.training.data import Splits
 from sweeper.spec.space import Space
@@ -140,18 +142,18 @@ def reconcile(folder: SweepFolder, runs: SweepFolder) -> tuple[list[str], list[s
 
 
 def backfill(folder: SweepFolder, runs: SweepFolder, run_state: dict[str, Any]) -> int:
-    """Epochs a killed driver reported but had not yet written: Ray's per-trial result.json has them. They are
-    filed under the last session (the one that was killed). Returns how many epochs were added."""
+    """Epochs a killed driver reported but had not yet written: Ray's per-trial result.json has them once it
+    reached storage, and each checkpoint's history.jsonl has every epoch up to its own (run/history.py), so a trial
+    that goes on from its checkpoint never goes on after an epoch no file records. They are filed under the last
+    session (the one that was killed). Returns how many epochs were added."""
     writer = ResultsWriter(folder, session=len(sessions(run_state)))  # the session about to start
     before = len(writer.epochs)
     for entry in runs.list(folders_only=True):  # one per trial
-        text = runs.read_bytes(f"{entry}/result.json")
-        for line in (text or b"").decode(errors="replace").splitlines():
-            try:
-                result = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by the kill
-            if "epoch" in result and "trial_id" in result:
+        trial = SweepFolder(runs.storage, f"{runs.name}/{entry}")
+        logs = ["result.json"] + [f"{c}/{HISTORY_FILE}" for c in trial.list(folders_only=True)
+                                  if c.startswith(CHECKPOINT_PREFIX)]
+        for log in logs:
+            for result in parse(trial.read_bytes(log)):
                 writer.backfill(result["trial_id"], result)
     writer.flush()
     return len(writer.epochs) - before

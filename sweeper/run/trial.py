@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sweeper.run.history import History
 from sweeper.run.training.data import Splits
 from sweeper.spec.cost import threads
 from sweeper.spec.space import Space
@@ -49,14 +50,17 @@ def ray_trainable(config: dict[str, Any], *, splits: Splits, space: Space, epoch
     ctx = ray.get_runtime_context()
     node = f"{ray.util.get_node_ip_address()}:{ctx.get_node_id()[:8]}"
     data = Tensors.from_splits(splits, device)
+    history = History(tune.get_context().get_trial_id())
 
     def report(metrics: dict[str, Any], save: Callable[[Path], None] | None) -> None:
         metrics = {**metrics, "node": node, "device": str(device)}
+        history.add(metrics)
         if save is None:
             tune.report(metrics)
             return
         with tempfile.TemporaryDirectory() as folder:
             save(Path(folder))
+            history.write(Path(folder))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
     def run(tensors: Tensors, restore_from: Path | None) -> None:
@@ -73,6 +77,7 @@ def ray_trainable(config: dict[str, Any], *, splits: Splits, space: Space, epoch
             run(data, None)
         else:
             with checkpoint.as_directory() as folder:
+                history.restore(Path(folder))
                 run(data, Path(folder))
     except Exception as exc:
         own = space.trainable or space.models.get(p.model)
