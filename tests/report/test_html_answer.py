@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import sync_playwright
 from typer.testing import CliRunner
 
 from sweeper.cli import app
@@ -29,7 +28,7 @@ from sweeper.report.frame import build_report
 from sweeper.report.html import html_page
 from sweeper.report.sections import row_sections
 from sweeper.store.storage import Storage
-from tests.report.test_html_browser import ARGS, CHROMIUM
+from tests.report.browser import Loaded, open_page
 from tests.report.writing import Planned, write_sweep
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,21 +50,10 @@ def page_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def loaded(page_file: Path) -> Iterator[tuple[Any, list[str], list[str]]]:
-    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: apt-get install -y chromium (CI does: .ci/run)"
-    requests: list[str] = []
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
-        page.on("request", lambda r: requests.append(r.url))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(page_file.as_uri(), wait_until="load")
-        page.wait_for_function(f"Array.from(document.querySelectorAll('{FIGURES}')).filter(d => d.data).length === "
-                               f"{len(DRAWN)}")
-        yield page, requests, errors
-        browser.close()
+def loaded(page_file: Path) -> Iterator[Loaded]:
+    drawn = f"Array.from(document.querySelectorAll('{FIGURES}')).filter(d => d.data).length === {len(DRAWN)}"
+    with open_page(page_file, drawn, WIDTH, HEIGHT) as opened:
+        yield opened
 
 
 def cells(page: Any, rows: str, header: str) -> list[str]:
@@ -74,13 +62,13 @@ def cells(page: Any, rows: str, header: str) -> list[str]:
     return page.evaluate(f"{rows}.map(r => r.cells[{heads.index(header)}].textContent)")
 
 
-def test_the_page_loads_offline_without_errors(loaded: tuple[Any, list[str], list[str]], page_file: Path) -> None:
+def test_the_page_loads_offline_without_errors(loaded: Loaded, page_file: Path) -> None:
     page, requests, errors = loaded
     assert errors == []
     assert requests == [page_file.as_uri()]
 
 
-def test_the_answer_is_at_the_top_and_is_the_configurations_tables(loaded: tuple[Any, list[str], list[str]]) -> None:
+def test_the_answer_is_at_the_top_and_is_the_configurations_tables(loaded: Loaded) -> None:
     page, _, _ = loaded
     assert page.evaluate("document.querySelector('main').firstElementChild.id") == "answer"
     box = page.locator("#answer").bounding_box()
@@ -99,7 +87,7 @@ def test_the_answer_is_at_the_top_and_is_the_configurations_tables(loaded: tuple
     assert page.text_content("#answer-compute").count("CPU-hours") == len(BEYOND)
 
 
-def test_every_figure_drew(loaded: tuple[Any, list[str], list[str]]) -> None:
+def test_every_figure_drew(loaded: Loaded) -> None:
     page, _, _ = loaded
     ids = page.evaluate(f"Array.from(document.querySelectorAll('{FIGURES}')).map(d => d.id)")
     assert ids == DRAWN
@@ -112,7 +100,7 @@ def test_every_figure_drew(loaded: tuple[Any, list[str], list[str]]) -> None:
     assert page.evaluate("document.querySelectorAll('#effects .scatterlayer .trace').length") > 0
 
 
-def test_a_header_click_sorts_and_tables_scroll_in_their_box(loaded: tuple[Any, list[str], list[str]]) -> None:
+def test_a_header_click_sorts_and_tables_scroll_in_their_box(loaded: Loaded) -> None:
     page, _, _ = loaded
     first = [float(v) for v in cells(page, CONFIG_ROWS, "val acc")]
     assert first == sorted(first, reverse=True)
@@ -128,7 +116,7 @@ def test_a_header_click_sorts_and_tables_scroll_in_their_box(loaded: tuple[Any, 
     assert page.evaluate(wide) >= 1  # the trial table scrolls inside its box instead
 
 
-def test_links_lead_to_the_parts_and_open_a_folded_table(loaded: tuple[Any, list[str], list[str]]) -> None:
+def test_links_lead_to_the_parts_and_open_a_folded_table(loaded: Loaded) -> None:
     page, _, _ = loaded
     folded = "document.querySelector('#t-parameter-importance-ped-anova details').open"
     assert page.evaluate("document.querySelector('#t-configurations-4 details').open")  # the first table: open
@@ -143,7 +131,7 @@ def test_links_lead_to_the_parts_and_open_a_folded_table(loaded: tuple[Any, list
     assert all(page.evaluate(f"!!document.querySelector('{link}')") for link in links)
 
 
-def test_the_top_of_the_page_as_a_screenshot(loaded: tuple[Any, list[str], list[str]], tmp_path: Path) -> None:
+def test_the_top_of_the_page_as_a_screenshot(loaded: Loaded, tmp_path: Path) -> None:
     page, _, _ = loaded
     page.evaluate("document.querySelectorAll('details').forEach(d => d.open = d.matches('#t-configurations-4 "
                   "details')); window.scrollTo(0, 0)")

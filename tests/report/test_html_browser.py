@@ -10,18 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from playwright.sync_api import sync_playwright
 from typer.testing import CliRunner
 
 from sweeper.cli import app
+from tests.report.browser import Loaded, open_page
 from tests.report.writing import Planned, write_sweep
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 SPEC = """\
 name: page
 metric: val_accuracy
@@ -61,30 +57,20 @@ def page_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def loaded(page_file: Path) -> Iterator[tuple[Any, list[str], list[str]]]:
-    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: apt-get install -y chromium (CI does: .ci/run)"
-    requests: list[str] = []
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.on("request", lambda r: requests.append(r.url))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(page_file.as_uri(), wait_until="load")
-        page.wait_for_function("document.getElementById('parcoords') && document.getElementById('parcoords').data")
-        yield page, requests, errors
-        browser.close()
+def loaded(page_file: Path) -> Iterator[Loaded]:
+    drawn = "document.getElementById('parcoords') && document.getElementById('parcoords').data"
+    with open_page(page_file, drawn) as opened:
+        yield opened
 
 
-def test_loads_offline_without_errors(loaded: tuple[Any, list[str], list[str]], page_file: Path) -> None:
+def test_loads_offline_without_errors(loaded: Loaded, page_file: Path) -> None:
     page, requests, errors = loaded
     assert errors == []
     assert requests == [page_file.as_uri()]  # plotly and every figure's data are in the file
     assert page.evaluate("typeof Plotly") == "object"
 
 
-def test_the_trial_table_has_a_row_per_trial_and_sorts(loaded: tuple[Any, list[str], list[str]]) -> None:
+def test_the_trial_table_has_a_row_per_trial_and_sorts(loaded: Loaded) -> None:
     page, _, _ = loaded
     rows = "Array.from(document.querySelectorAll('section.trials table tbody tr'))"
     assert page.evaluate(f"{rows}.length") == TRIALS
@@ -100,7 +86,7 @@ def test_the_trial_table_has_a_row_per_trial_and_sorts(loaded: tuple[Any, list[s
     assert "vs best" in heads  # replicates: the tie mark is a column
 
 
-def test_parallel_coordinates_draw_one_line_per_trial(loaded: tuple[Any, list[str], list[str]]) -> None:
+def test_parallel_coordinates_draw_one_line_per_trial(loaded: Loaded) -> None:
     page, _, _ = loaded
     dims = page.evaluate("document.getElementById('parcoords').data[0].dimensions"
                          ".map(d => [d.label, d.values.length])")
@@ -110,7 +96,7 @@ def test_parallel_coordinates_draw_one_line_per_trial(loaded: tuple[Any, list[st
     assert page.evaluate("document.querySelectorAll('#parcoords .axis-title').length") == len(dims)
 
 
-def test_learning_curves_and_intervals(loaded: tuple[Any, list[str], list[str]]) -> None:
+def test_learning_curves_and_intervals(loaded: Loaded) -> None:
     page, _, _ = loaded
     lines = page.evaluate("document.getElementById('curves').data.map(t => t.x.filter(x => x === null).length)")
     assert sum(lines) == TRIALS  # one line (ended by a gap) per trial

@@ -13,12 +13,11 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from playwright.sync_api import sync_playwright
 from typer.testing import CliRunner
 
 from sweeper.cli import app
+from tests.report.browser import Loaded, open_page
 from tests.report.own_loop import NAME, TRIALS, write_own
-from tests.report.test_html_browser import ARGS, CHROMIUM
 
 ROWS = "Array.from(document.querySelectorAll('section.trials table tbody tr'))"
 
@@ -34,20 +33,10 @@ def page_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def loaded(page_file: Path) -> Iterator[tuple[Any, list[str], list[str]]]:
-    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: apt-get install -y chromium (CI does: .ci/run)"
-    requests: list[str] = []
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.on("request", lambda r: requests.append(r.url))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(page_file.as_uri(), wait_until="load")
-        page.wait_for_function("document.getElementById('curves') && document.getElementById('curves').data")
-        yield page, requests, errors
-        browser.close()
+def loaded(page_file: Path) -> Iterator[Loaded]:
+    drawn = "document.getElementById('curves') && document.getElementById('curves').data"
+    with open_page(page_file, drawn) as opened:
+        yield opened
 
 
 def column(page: Any, label: str) -> list[float]:
@@ -56,8 +45,7 @@ def column(page: Any, label: str) -> list[float]:
     return page.evaluate(f"{ROWS}.map(r => parseFloat(r.cells[{col}].textContent.replace(/^\\u2605 /, '')))")
 
 
-def test_the_page_loads_offline_and_its_table_shows_and_sorts_val_f1(loaded: tuple[Any, list[str], list[str]],
-                                                                     page_file: Path) -> None:
+def test_the_page_loads_offline_and_its_table_shows_and_sorts_val_f1(loaded: Loaded, page_file: Path) -> None:
     page, requests, errors = loaded
     assert errors == [] and requests == [page_file.as_uri()]
     assert page.evaluate(f"{ROWS}.length") == TRIALS
@@ -71,7 +59,7 @@ def test_the_page_loads_offline_and_its_table_shows_and_sorts_val_f1(loaded: tup
     assert "val acc" not in heads  # the loop reported no accuracy
 
 
-def test_figures_draw_val_f1(loaded: tuple[Any, list[str], list[str]], page_file: Path) -> None:
+def test_figures_draw_val_f1(loaded: Loaded, page_file: Path) -> None:
     page, _, _ = loaded
     dims = page.evaluate("document.getElementById('parcoords').data[0].dimensions.map(d => d.label)")
     assert dims == ["lr", "width", "val_f1"]  # the varied keys in the file's order, then the metric

@@ -1,0 +1,36 @@
+"""An HTML report page opened in a real headless browser (Debian's chromium, driven by Playwright), as the HTML
+tests drive it: every request the page makes and every console or page error are recorded. Without chromium the
+opener fails (CI installs it: .ci/run), it never skips."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import sync_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+Loaded = tuple[Any, list[str], list[str]]  # the page, the URLs it requested, the errors it logged
+
+
+@contextmanager
+def open_page(path: Path, ready_js: str, width: int = 1400, height: int = 1000) -> Iterator[Loaded]:
+    """The file `path` loaded in chromium at `width`x`height`, once the JS expression `ready_js` is truthy."""
+    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: apt-get install -y chromium (CI does: .ci/run)"
+    requests: list[str] = []
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(path.as_uri(), wait_until="load")
+        page.wait_for_function(ready_js)
+        yield page, requests, errors
+        browser.close()
