@@ -103,6 +103,16 @@ RULE = "key 'trainable': PKG.loop:train rehearsal: "
 FIRST = RULE + "the first run (budget 2, stopped after epoch 1)"
 RESTART = RULE + "the restart from epoch 1's checkpoint (budget 2)"
 
+
+def first_report_refused(name: str, report: str, error: str) -> LoopCase:
+    """A dry run's case whose loop calls `ctx.report(epoch, <report>)` each epoch (PKG/loop.py's line 5) and the
+    rehearsal's first run refuses epoch 1's report with `error`."""
+    body = ("def train(ctx, *, lr: float = 0.1):\n"
+            "    for epoch in range(ctx.restored_epoch + 1, ctx.epochs + 1):\n"
+            f"        ctx.report(epoch, {report})\n")
+    return LoopCase(name, loop(body), one(FIRST + ": ", "ctx.report(epoch=1): " + error), args=list(DRY_RUN), at=5)
+
+
 CASES = [
     # finding and importing the loop
     LoopCase("missing-module", None, one("key 'trainable': cannot import 'PKG.loop': no module named 'PKG'")),
@@ -154,12 +164,8 @@ CASES = [
     LoopCase("mode-contradicts-declared", GOOD_LOOP, one("mode must be 'max' for metric 'val_f1', but got 'min'"),
              space_with(mode="min")),
     # the rehearsal: each broken rule a line of its own, naming the rule
-    LoopCase("never-reports-the-metric", loop(
-        "def train(ctx, *, lr: float = 0.1):\n"
-        "    for epoch in range(ctx.restored_epoch + 1, ctx.epochs + 1):\n"
-        "        ctx.report(epoch, val_loss=1.0)\n"),
-        one(FIRST + ": ", "ctx.report(epoch=1): the sweep's metric 'val_f1' is missing (reported: val_loss)"),
-        args=list(DRY_RUN), at=5),
+    first_report_refused("never-reports-the-metric", "val_loss=1.0",
+                         "the sweep's metric 'val_f1' is missing (reported: val_loss)"),
     LoopCase("epoch-1-again-after-restart", loop(
         "def train(ctx, *, lr: float = 0.1):\n"
         "    w = torch.zeros(2)\n"
@@ -169,12 +175,8 @@ CASES = [
         "        ctx.report(epoch, val_f1=0.5, checkpoint={'w': w})\n"),
         one(RESTART + ": ", "ctx.report(epoch=1): epochs are reported in order, one per call; after epoch 1 the "
             "next is 2 (restored from epoch 1: go on at ctx.restored_epoch + 1)"), at=8),
-    LoopCase("undeclared-metric", loop(
-        "def train(ctx, *, lr: float = 0.1):\n"
-        "    for epoch in range(ctx.restored_epoch + 1, ctx.epochs + 1):\n"
-        "        ctx.report(epoch, val_f1=0.5, val_auc=0.7)\n"),
-        one(FIRST + ": ", "ctx.report(epoch=1): 'val_auc' is neither a standard metric nor declared under `metrics:`"),
-        args=list(DRY_RUN), at=5),
+    first_report_refused("undeclared-metric", "val_f1=0.5, val_auc=0.7",
+                         "'val_auc' is neither a standard metric nor declared under `metrics:`"),
     LoopCase("never-restores", loop(
         "def train(ctx, *, lr: float = 0.1):\n"
         "    w = torch.zeros(2)\n"
