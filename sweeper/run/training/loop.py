@@ -12,8 +12,9 @@ A trial on a GPU also keeps the CUDA generator's state (`cuda_rng`: its dropout)
 
 Fast by default, with the results of the plain loop up to float rounding (each checked in tests/run/training):
 - the built-in cnn and its input batches in channels_last, oneDNN's (and cuDNN's) own layout: no reorder of
-  every activation around every convolution (`fast_layout`); a state_dict of either layout loads into the other,
-  and exports are built contiguous;
+  every activation around every convolution (`fast_layout`); your own model with convolutions too, where its
+  forward takes a channels_last batch (tried once on two images); a state_dict of either layout loads into the
+  other, and exports are built contiguous;
 - the fused optimizer kernel (Adam, AdamW, SGD) where the device has one (CPU, CUDA): one pass over the weights;
 - evaluation at a batch chosen for the device (EVAL_BATCH on a CPU: its activations stay near the cache; whole
   splits on a GPU), in inference mode, the sums kept on the device;
@@ -33,6 +34,7 @@ import ctypes
 import math
 import sys
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,12 +172,39 @@ def memory_format(model: nn.Module) -> torch.memory_format:
     return torch.contiguous_format
 
 
-def fast_layout(model: nn.Module, p: TrialParams) -> nn.Module:
-    """The built-in cnn in channels_last (in place: the same Parameter objects, so an optimizer built before still
-    holds them); any other model as it is (your own model's forward may `view` a tensor it assumes contiguous)."""
-    if p.model == "cnn" and memory_format(model) != torch.channels_last:
+_PROBED: weakref.WeakSet[nn.Module] = weakref.WeakSet()  # your own models whose layout was decided
+
+
+def fast_layout(model: nn.Module, p: TrialParams, sample: torch.Tensor | None = None) -> nn.Module:
+    """The model in channels_last where it runs so (in place: the same Parameter objects, so an optimizer built
+    before still holds them). The built-in cnn always; your own model with a Conv2d once `sample` (a batch of a
+    few inputs) has gone through its forward in channels_last without an error, in eval mode, without gradients and
+    with torch's RNG put back: a forward that `view`s a tensor it assumes contiguous raises there, and the model
+    stays as it is. Decided once per model object, the same way every time (a resumed trial decides alike)."""
+    if memory_format(model) == torch.channels_last:
+        return model
+    if p.model == "cnn":
         model.to(memory_format=torch.channels_last)
+    elif sample is not None and sample.dim() == 4 and model not in _PROBED:
+        _PROBED.add(model)
+        if any(isinstance(m, nn.Conv2d) for m in model.modules()) and not _channels_last_runs(model, sample):
+            model.to(memory_format=torch.contiguous_format)
     return model
+
+
+def _channels_last_runs(model: nn.Module, sample: torch.Tensor) -> bool:
+    """Put `model` in channels_last; whether its forward takes a channels_last batch."""
+    training = model.training
+    model.to(memory_format=torch.channels_last)
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            model.eval()
+            model(sample.contiguous(memory_format=torch.channels_last))
+        return True
+    except Exception:  # noqa: BLE001 - any failure keeps the layout the model was written for
+        return False
+    finally:
+        model.train(training)
 
 
 def _as(x: torch.Tensor, fmt: torch.memory_format) -> torch.Tensor:
@@ -250,7 +279,7 @@ def train_epoch(
     optimizer; the calibration hands over a model as built)."""
     tune_allocator()
     p = p or TrialParams()
-    fast_layout(model, p)
+    fast_layout(model, p, x[:2])
     fmt = memory_format(model)
     model.train()
     loss_fn = nn.CrossEntropyLoss(label_smoothing=p.label_smoothing)
@@ -319,7 +348,7 @@ def train_trial(
     torch.manual_seed(p.seed)
     device = data.y_train.device
     set_precision(p.precision, device)
-    model = fast_layout(build_model(p, data.input_shape, data.num_classes, models).to(device), p)
+    model = fast_layout(build_model(p, data.input_shape, data.num_classes, models).to(device), p, data.x_train[:2])
     opt = make_optimizer(p, model)
     epochs = min(epochs, p.max_epochs or epochs)  # the trial's budget: its schedule spans it
     sched = make_scheduler(p, opt, epochs, math.ceil(len(data.y_train) / p.batch_size))

@@ -44,6 +44,7 @@ from sweeper.run.training.loop import (
     allocator_settings,
     eval_batch,
     evaluate,
+    fast_layout,
     make_optimizer,
     memory_format,
     set_precision,
@@ -505,3 +506,65 @@ def test_tune_allocator_is_idempotent_and_observable() -> None:
     if sys.platform.startswith("linux"):
         assert set(first) == {"M_MMAP_THRESHOLD", "M_TRIM_THRESHOLD"}
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
+
+
+USER_NETS = '''
+import torch
+from torch import nn
+
+
+class Viewing(nn.Module):
+    """A forward that `view`s a conv output, as many hand-written models do: only a contiguous tensor allows it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.out = nn.Conv2d(1, 8, 3), nn.Linear(8 * 26 * 26, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.conv(x))
+        return self.out(h.view(h.size(0), -1))
+
+
+def viewing(*, input_shape, num_classes):
+    return Viewing()
+
+
+def flat(dropout: float = 0.2, *, input_shape, num_classes):
+    return nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(dropout), nn.Flatten(),
+                         nn.Linear(8 * 13 * 13, num_classes))
+'''
+
+
+@pytest.mark.parametrize(("name", "expected"), [("flat", True), ("viewing", False)])
+def test_your_own_conv_model_trains_in_channels_last_where_its_forward_takes_it(
+    name: str, expected: bool, subset: Tensors, tmp_path: Path
+) -> None:
+    """Your own model with convolutions gets the built-in's layout when its forward accepts a channels_last batch
+    (nn.Flatten reshapes any layout); one that `view`s a conv output keeps the layout it was written for, and
+    trains. The try leaves torch's RNG and the model's mode as they were."""
+    from sweeper.spec.usermodels import UserModel
+
+    (tmp_path / "nets_for_layout.py").write_text(USER_NETS)
+    models = {name: UserModel(name, f"nets_for_layout:{name}", roots=(str(tmp_path),))}
+    p = TrialParams(model=name, optimizer="adam", seed=3, max_epochs=1)
+    seen: list[bool] = []
+    orig_step = torch.optim.Adam.step
+
+    def spy(self: torch.optim.Adam, *args: Any, **kwargs: Any) -> Any:
+        seen.append(all(q.is_contiguous(memory_format=torch.channels_last) and q.stride(1) < q.stride(2)
+                        for q in self.param_groups[0]["params"] if q.dim() == 4))
+        return orig_step(self, *args, **kwargs)
+
+    reports: list[dict[str, Any]] = []
+    torch.optim.Adam.step = spy  # type: ignore[method-assign]
+    try:
+        train_trial(p, subset, 1, lambda metrics, save: reports.append(metrics), models=models)
+    finally:
+        torch.optim.Adam.step = orig_step  # type: ignore[method-assign]
+    assert set(seen) == {expected} and math.isfinite(reports[-1]["val_loss"])
+
+    model = build_model(p, subset.input_shape, subset.num_classes, models).train()
+    rng = torch.get_rng_state()
+    fast_layout(model, p, subset.x_train[:2])
+    assert torch.equal(torch.get_rng_state(), rng) and model.training
+    assert (memory_format(model) == torch.channels_last) is expected
