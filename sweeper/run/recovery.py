@@ -66,6 +66,16 @@ def restored_unfinished(saved: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {t["trial_id"]: t.get("config") or {} for t in trials if t.get("status") not in ENDED}
 
 
+def is_whole(runs: SweepFolder, name: str) -> bool:
+    """Whether experiment state `name` in `runs` is one Ray can restore from: it parses as JSON (a kill while Ray
+    wrote it in place leaves it empty or cut short)."""
+    try:
+        json.loads(runs.read_bytes(name) or b"")
+    except ValueError:
+        return False
+    return True
+
+
 TORN = ".torn"  # the suffix of an experiment state set aside as unreadable (kept, for a post-mortem)
 
 
@@ -77,13 +87,11 @@ def set_aside_torn(runs: SweepFolder) -> list[str]:
     whole left is a SweeperError."""
     aside: list[str] = []
     while (newest := newest_state(runs.list())) is not None:
-        try:
-            json.loads(runs.read_bytes(newest) or b"")
+        if is_whole(runs, newest):
             return aside
-        except ValueError:
-            fs, path = runs.fs_path(newest)
-            fs.move(path, path + TORN)
-            aside.append(newest)
+        fs, path = runs.fs_path(newest)
+        fs.move(path, path + TORN)
+        aside.append(newest)
     if aside:
         raise SweeperError(f"{runs.uri(aside[0])}: Ray's experiment state is empty or cut short (the driver was killed "
                            "while Ray wrote it) and no earlier one is whole, so Ray cannot restore this sweep; its "
@@ -95,13 +103,8 @@ def set_aside_torn(runs: SweepFolder) -> list[str]:
 def whole_state(runs: SweepFolder) -> bool:
     """Whether Ray saved an experiment state in `runs` that it can restore from (one that parses as JSON). A driver
     killed before Ray's first snapshot, or while it wrote its only one, leaves none."""
-    for name in sorted((n for n in runs.list() if fnmatch.fnmatch(n, STATE_FILES)), reverse=True):
-        try:
-            json.loads(runs.read_bytes(name) or b"")
-            return True
-        except ValueError:
-            continue
-    return False
+    names = sorted((n for n in runs.list() if fnmatch.fnmatch(n, STATE_FILES)), reverse=True)  # newest first
+    return any(is_whole(runs, name) for name in names)
 
 
 def reconcile(folder: SweepFolder, runs: SweepFolder) -> tuple[list[str], list[str]]:
