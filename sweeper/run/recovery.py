@@ -13,7 +13,8 @@ ahead, of trials.parquet and epochs.parquet, which the recorder writes as result
   loads, is replaced by the newest whole one (or the trial starts over), and the trial's row says so.
 While Ray restores (`SweepGenerator`, the search algorithm every random or TPE sweep runs under):
 - `adopt_recorded`: the searcher learns the trials that ended in trials.parquet after its last snapshot;
-- `SweepVariants` (grid search): Ray's generator holds `max_concurrent` slots only for the trials Ray restored;
+- `SweepVariants` (grid search; run/search/variants.py, every grid sweep's generator): Ray's generator holds
+  `max_concurrent` slots only for the trials Ray restored;
 - `agree`: the searcher and the concurrency limiter agree with the unfinished trials Ray restored: a trial Ray
   lost goes back to the budget (a replicate's seed to its configuration), a trial the searcher never handed
   out counts and is learnt when it ends, and the generator's trial count is the budget spent.
@@ -38,6 +39,13 @@ from sweeper.run.driver.recorder import ParquetRecorder
 from sweeper.run.driver.tuner import trainable
 from sweeper.run.history import HISTORY_FILE, parse
 from sweeper.run.search.searcher import SweepLimiter, SweepSearch, searcher_of
+from sweeper.run.search.variants import (  # SweepVariants: importable from here too, its first home
+    ENDED,
+    STATE_FILES,
+    SweepVariants,
+    newest_state,
+    restored_unfinished,
+)
 from sweeper.run.training.data import Splits
 from sweeper.spec.space import Space
 from sweeper.store.files import TRIALS_FILE
@@ -48,22 +56,7 @@ from sweeper.store.storage import SweepFolder
 from sweeper.store.trials import Errored, ended_of
 from sweeper.store.writer import ResultsWriter
 
-STATE_FILES = "experiment_state-*.json"  # Ray's experiment state, one per session; the newest name is the latest
-ENDED = ("TERMINATED", "ERROR")  # the statuses of a trial Ray will not run again
 CHECKPOINT_PREFIX = "checkpoint_"  # Ray's checkpoint folders in a trial's folder: checkpoint_000000, ...
-
-
-def newest_state(names: list[str]) -> str | None:
-    """The experiment state Ray restores from, among the files `names` of an experiment folder."""
-    matching = [n for n in names if fnmatch.fnmatch(n, STATE_FILES)]
-    return max(matching) if matching else None
-
-
-def restored_unfinished(saved: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The trials an experiment state holds that Ray will run on: id -> config. (`reconcile` has marked ended
-    there every trial that ended in trials.parquet.)"""
-    trials = (json.loads(entry[0]) for entry in saved.get("trial_data", []))
-    return {t["trial_id"]: t.get("config") or {} for t in trials if t.get("status") not in ENDED}
 
 
 def is_whole(runs: SweepFolder, name: str) -> bool:
@@ -347,21 +340,6 @@ class SweepGenerator(SearchGenerator):
         self._finished = False  # the searcher says FINISHED again if its budget is spent
 
 
-class SweepVariants(BasicVariantGenerator):
-    """Ray's grid generator (grid search), restored holding a `max_concurrent` slot for exactly the unfinished trials
-    Ray restored: a trial that ended after the generator's snapshot would hold its slot forever, and the resumed
-    sweep would wait for it (until Ray's own 600 s timeout)."""
-
-    def restore_from_dir(self, dirpath: str) -> None:
-        super().restore_from_dir(dirpath)
-        name = newest_state(os.listdir(dirpath))
-        if name is None:
-            return
-        with open(os.path.join(dirpath, name)) as f:
-            live = restored_unfinished(json.load(f))
-        self._live_trials = {t for t in self._live_trials if t in live}
-
-
 def generator(search_alg: Searcher | SearchAlgorithm) -> SearchAlgorithm:
     """A searcher under a SweepGenerator; a search algorithm (a generator already) as it is."""
     return SweepGenerator(search_alg) if isinstance(search_alg, Searcher) else search_alg
@@ -396,8 +374,10 @@ def restore_tuner(runs: SweepFolder, space: Space, splits: Splits, errored: Erro
         raise SweeperError("resuming a sweep through Ray Client (ray://) is not supported; use --address HOST:PORT")
     run_config = internal.get_run_config()
     run_config.callbacks = [c for c in run_config.callbacks or [] if not isinstance(c, ParquetRecorder)] + [recorder]
-    if type(internal._tune_config.search_alg) is BasicVariantGenerator:  # grid search: its slots as Ray restored
-        internal._tune_config.search_alg.__class__ = SweepVariants  # the same state, one more rule on restore
+    # A grid sweep launched before plans.py built its generator as a SweepVariants pickled a plain
+    # BasicVariantGenerator: it becomes one here (the same state, one more rule on restore). Newer ones already are.
+    if type(internal._tune_config.search_alg) is BasicVariantGenerator:
+        internal._tune_config.search_alg.__class__ = SweepVariants
     searcher = searcher_of(internal._tune_config.search_alg)
     if searcher is not None:  # it reads trials.parquet where this process finds it
         searcher.folder = recorder.folder

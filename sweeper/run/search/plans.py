@@ -1,11 +1,12 @@
 """How trials are chosen, as Ray Tune objects: the param space, the search algorithm and the trial count.
 
-Grid search: Ray's BasicVariantGenerator runs the space's planned trials (spec/space.py's `grid_trials`: a
-conditional axis only where it applies) as explicit points; the random axes are drawn per trial from its seeded
-RNG. Random and TPE search: searcher.py's SweepSearch (Optuna through Ray Tune's OptunaSearch, RandomSampler or a
-TPESampler seeded by the YAML's `seed`), wrapped in a ConcurrencyLimiter when max_concurrent is set, under
-run/recovery.py's SweepGenerator (which the commands put it under). TPE evaluates each named variant first, and
-may start from the trials of this sweep (an extension) or another one (`launch --warm-start`).
+Grid search: Ray's BasicVariantGenerator, as variants.py's SweepVariants, runs the space's planned trials
+(spec/space.py's `grid_trials`: a conditional axis only where it applies) as explicit points; the random axes are
+drawn per trial from its seeded RNG. Random and TPE search: searcher.py's SweepSearch (Optuna through Ray Tune's
+OptunaSearch, RandomSampler or a TPESampler seeded by the YAML's `seed`), wrapped in a ConcurrencyLimiter when
+max_concurrent is set, under run/recovery.py's SweepGenerator (which the commands put it under). TPE evaluates each
+named variant first, and may start from the trials of this sweep (an extension) or another one (`launch
+--warm-start`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any, assert_never
 
 import optuna
 from ray import tune
-from ray.tune.search import BasicVariantGenerator, Searcher
+from ray.tune.search import Searcher
 
 from sweeper.run.search.searcher import SweepLimiter, SweepSearch, history
+from sweeper.run.search.variants import SweepVariants
 from sweeper.spec.conditions import VARIANT, same
 from sweeper.spec.space import Axis, AxisKind, Space
 from sweeper.store.schema import param_value
@@ -65,8 +67,8 @@ def grid_plan(space: Space, trials: list[dict[str, Any]] | None = None) -> Searc
         values = [p[key] for p in points]
         out[key] = tune.choice([v for i, v in enumerate(values) if not any(same(v, w) for w in values[:i])])
     spec = space.spec
-    generator = BasicVariantGenerator(points_to_evaluate=points, random_state=spec.seed,
-                                      max_concurrent=spec.max_concurrent or 0)
+    generator = SweepVariants(points_to_evaluate=points, random_state=spec.seed,  # restored by its own rule
+                              max_concurrent=spec.max_concurrent or 0)
     return SearchPlan(out, generator, len(points))
 
 

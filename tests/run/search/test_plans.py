@@ -46,3 +46,21 @@ def test_tpe_never_draws_an_inactive_key(tpe_sweep: Path) -> None:
     by_lr = {round(t.params["lr"], 12): t.value for t in study}
     for row in trials.itertuples():
         assert by_lr[round(row.param_lr, 12)] == pytest.approx(row.val_accuracy)
+
+
+def test_a_grid_sweeps_generator_is_a_sweep_variants_from_its_launch_so_a_resume_unpickles_one() -> None:
+    """Every grid sweep runs under SweepVariants (a slot only for the trials Ray restored, run/search/variants.py):
+    the Tuner's pickle names it, so a resume needs no class swap; its first home's name still finds it."""
+    import pickle
+
+    from sweeper.run.recovery import SweepVariants as first_home
+    from sweeper.run.search.plans import grid_plan
+    from sweeper.run.search.variants import SweepVariants
+    from sweeper.spec.loader import load_text
+
+    space = load_text("epochs: 1\nmax_concurrent: 2\nparameters: {model: logreg, lr: {grid: [0.1, 0.2]}}\n",
+                      Path("s.yaml"))
+    generator = grid_plan(space).search_alg
+    assert type(generator) is SweepVariants and generator.max_concurrent == 2
+    assert type(pickle.loads(pickle.dumps(generator))) is SweepVariants
+    assert first_home is SweepVariants
