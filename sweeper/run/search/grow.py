@@ -17,6 +17,7 @@ from typing import Any
 
 from sweeper.errors import SweeperError
 from sweeper.run.search.plans import SearchPlan, grid_plan, model_plan
+from sweeper.spec.conditions import same
 from sweeper.spec.grow import refused
 from sweeper.spec.params import TrialParams
 from sweeper.spec.space import Space
@@ -28,32 +29,33 @@ from sweeper.store.storage import Storage, SweepFolder
 from sweeper.store.sweeps import open_sweep
 from sweeper.store.trials import ended_of
 
-DEFAULTED = "<default>"  # a key that ran at its default before trials.parquet had a column for it
+DEFAULTED = "<default>"  # a key that ran at its default: null in trials.parquet, or no column for it yet
 
 
-def _signature(values: dict[str, Any], keys: list[str]) -> tuple[Any, ...]:
-    return tuple(param_value(values.get(k)) for k in keys)
+def _signature(values: dict[str, Any], keys: list[str], defaults: dict[str, Any]) -> tuple[Any, ...]:
+    """A trial's configuration as `missing_grid_trials` matches it: each key's cell, DEFAULTED where it is null or
+    holds the key's default (the same trial either way)."""
+    def cell(key: str) -> Any:
+        value = param_value(values.get(key))
+        return DEFAULTED if value is None or same(value, param_value(defaults.get(key))) else value
+
+    return tuple(cell(k) for k in keys)
 
 
 def missing_grid_trials(space: Space, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The planned grid trials no finished row matches (a configuration planned twice needs two rows).
 
-    A key trials.parquet has no column for (the sweep ran before sweeper had that key) ran at its default: a
-    planned trial matches such a row where it holds the default too (or the key does not apply to it)."""
+    A key a row holds null for ran at its default: the key did not apply to that trial (it keeps the default), or
+    the sweep ran before sweeper had the key (trials.parquet had no column for it; after an extension it has one,
+    null in the older rows). So a planned trial matches such a row where it holds the default too (or the key does
+    not apply to it)."""
     drawn = {a.key for a in space.random_axes}
     keys = [k for k in space.trial_params({}).recorded() if k not in drawn]
-    absent = {k for k in keys if rows and all(PARAM_PREFIX + k not in r for r in rows)}
     defaults = TrialParams().model_dump()
-
-    def planned(values: dict[str, Any]) -> dict[str, Any]:
-        return {k: (DEFAULTED if k in absent and values[k] in (None, defaults.get(k)) else v)
-                for k, v in values.items()}
-
-    ran = Counter(_signature({k: DEFAULTED if k in absent else r.get(PARAM_PREFIX + k) for k in keys}, keys)
-                  for r in rows)
+    ran = Counter(_signature({k: r.get(PARAM_PREFIX + k) for k in keys}, keys, defaults) for r in rows)
     missing = []
     for trial in space.grid_trials():
-        sig = _signature(planned(space.trial_params(trial).recorded()), keys)
+        sig = _signature(space.trial_params(trial).recorded(), keys, defaults)
         if ran[sig] > 0:
             ran[sig] -= 1
         else:
