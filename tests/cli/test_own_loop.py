@@ -129,15 +129,25 @@ def write_user_code(folder: Path, pkg: str) -> None:
     (folder / pkg / "data.py").write_text(DATA)
 
 
+def launch(
+    tmp_path: Path, drivers: list[Driver], space_file: str, pkg: str, search: str, **space: Any
+) -> tuple[Path, Path, Driver]:
+    """The user's package `pkg` and a space file (SPACE filled in with `space`, then `search`) written to tmp_path,
+    and a driver launching that space into tmp_path/runs: the space file, the storage and the driver."""
+    write_user_code(tmp_path, pkg)
+    path = tmp_path / space_file
+    path.write_text(SPACE.format(pkg=pkg, **space) + search)
+    runs = tmp_path / "runs"
+    driver = Driver("launch", str(path), "--storage", str(runs))
+    drivers.append(driver)
+    return path, runs, driver
+
+
 def test_a_user_loop_under_tpe_and_asha_decides_on_its_own_metric_and_exports_through_its_factory(
     tmp_path: Path, drivers: list[Driver]
 ) -> None:
-    write_user_code(tmp_path, "tpeloop")
-    space = tmp_path / "tpe.yaml"
-    space.write_text(SPACE.format(name="ownloop", pkg="tpeloop", epochs=4, rows=1500) + TPE)
-    runs, folder = tmp_path / "runs", tmp_path / "runs" / "ownloop"
-    driver = Driver("launch", str(space), "--storage", str(runs))
-    drivers.append(driver)
+    _, runs, driver = launch(tmp_path, drivers, "tpe.yaml", "tpeloop", TPE, name="ownloop", epochs=4, rows=1500)
+    folder = runs / "ownloop"
     code, out = driver.wait(400)
     assert code == 0, out
 
@@ -185,12 +195,9 @@ def recompute(space_file: Path, config: dict[str, Any]) -> list[dict[str, Any]]:
 def test_kill_9_then_resume_continues_each_trial_from_its_checkpoint_and_random_streams(
     tmp_path: Path, drivers: list[Driver]
 ) -> None:
-    write_user_code(tmp_path, "killloop")
-    space = tmp_path / "kill.yaml"
-    space.write_text(SPACE.format(name="loopkill", pkg="killloop", epochs=5, rows=60_000) + GRID)
-    runs, folder = tmp_path / "runs", tmp_path / "runs" / "loopkill"
-    driver = Driver("launch", str(space), "--storage", str(runs))
-    drivers.append(driver)
+    space, runs, driver = launch(tmp_path, drivers, "kill.yaml", "killloop", GRID, name="loopkill", epochs=5,
+                                 rows=60_000)
+    folder = runs / "loopkill"
     wait_for_epochs(folder, 2, timeout=300)
     driver.proc.send_signal(signal.SIGKILL)
     driver.proc.wait(timeout=30)
