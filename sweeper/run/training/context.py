@@ -26,7 +26,7 @@ from __future__ import annotations
 import io
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,13 @@ def _number(name: str, value: Any, where: str) -> float:
     return float(value)
 
 
+def _only(names: Iterable[str], allowed: tuple[str, ...], where: str, what: str) -> None:
+    """Refuse the metric names of a call (`where`) that are not `allowed`: each `what`, and what it may report."""
+    unknown = sorted(set(names) - set(allowed))
+    if unknown:
+        raise LoopContractError(f"{where}: {', '.join(map(repr, unknown))} {what} (it may report {', '.join(allowed)})")
+
+
 class TrialContext:
     """What `train(ctx, **params)` gets (see the module's text)."""
 
@@ -159,10 +166,7 @@ class TrialContext:
         if epoch > self.epochs:
             raise LoopContractError(f"{where}: beyond this trial's budget, ctx.epochs={self.epochs}")
         allowed = epoch_metrics(self.declared)
-        unknown = sorted(set(metrics) - set(allowed))
-        if unknown:
-            raise LoopContractError(f"{where}: {', '.join(map(repr, unknown))} is neither a standard metric nor "
-                                    f"declared under `metrics:` (it may report {', '.join(allowed)})")
+        _only(metrics, allowed, where, "is neither a standard metric nor declared under `metrics:`")
         if self.metric not in metrics:
             raise LoopContractError(f"{where}: the sweep's metric {self.metric!r} is missing (reported: "
                                     f"{', '.join(metrics) or 'nothing'})")
@@ -192,11 +196,7 @@ class TrialContext:
         where = "ctx.finish()"
         if self.finished:
             raise LoopContractError(f"{where}: called twice")
-        allowed = final_metrics(self.declared)
-        unknown = sorted(set(test_metrics) - set(allowed))
-        if unknown:
-            raise LoopContractError(f"{where}: {', '.join(map(repr, unknown))} is not a final score (it may report "
-                                    f"{', '.join(allowed)})")
+        _only(test_metrics, final_metrics(self.declared), where, "is not a final score")
         self._finalise({k: _number(k, v, where) for k, v in test_metrics.items()})
 
     # -- what sweeper calls ---------------------------------------------------------------------------------------
