@@ -10,7 +10,8 @@ import json
 import os
 import shutil
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,14 +92,24 @@ def _not_rebuildable(space: Space, found: Found) -> str | None:
     return None
 
 
-def write_raw(out: Path, raw: bytes, content: dict[str, Any]) -> None:
-    """A raw export: the checkpoint and its card, written into a folder beside `out` that then takes its place."""
+@contextmanager
+def _staged(out: Path) -> Iterator[Path]:
+    """An empty folder beside `out` (checked to be a folder, or not there yet) to write an export into before it
+    takes `out`'s place; removed afterwards, whatever is left in it."""
     _check_out(out, overwrite=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.export-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_raw(out: Path, raw: bytes, content: dict[str, Any]) -> None:
+    """A raw export: the checkpoint and its card, written into a folder beside `out` that then takes its place."""
+    with _staged(out) as tmp:
         (tmp / RAW_FILE).write_bytes(raw)
         (tmp / CARD_FILE).write_text(json.dumps(content, indent=2) + "\n")
         if out.is_dir():
@@ -108,8 +119,6 @@ def write_raw(out: Path, raw: bytes, content: dict[str, Any]) -> None:
                 os.replace(tmp / name, out / name)
         else:
             os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _build_2(p: TrialParams, shape: tuple[int, ...], k: int, models: Mapping[str, UserModel],
@@ -136,12 +145,7 @@ def write_export(out: Path, model: nn.Module, content: dict[str, Any]) -> None:
     first, so a failure leaves `out` as it was."""
     from safetensors.torch import save
 
-    _check_out(out, overwrite=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.export-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with _staged(out) as tmp:
         if content.get("format") == FORMAT_2:
             shape = tuple(int(d) for d in content["input"]["shape"])
             skipped = export_onnx_2(model, shape, tmp / ONNX_FILE)
@@ -153,8 +157,6 @@ def write_export(out: Path, model: nn.Module, content: dict[str, Any]) -> None:
         (tmp / WEIGHTS_FILE).write_bytes(save(weights, metadata={"format": str(content.get("format", FORMAT))}))
         (tmp / CARD_FILE).write_text(json.dumps(content, indent=2) + "\n")
         _place(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _place(tmp: Path, out: Path) -> None:
