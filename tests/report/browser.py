@@ -1,6 +1,6 @@
-"""An HTML report page opened in a real headless browser (Debian's chromium, driven by Playwright), as the HTML
-tests drive it: every request the page makes and every console or page error are recorded. Without chromium the
-opener fails (CI installs it: .ci/run), it never skips."""
+"""The HTML report page as the HTML tests make it (the real `sweeper report --format html --out DIR`) and open it in
+a real headless browser (Debian's chromium, driven by Playwright): every request the page makes and every console
+or page error are recorded. Without chromium the opener fails (CI installs it: .ci/run), it never skips."""
 
 from __future__ import annotations
 
@@ -10,12 +10,24 @@ from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import sync_playwright
+from typer.testing import CliRunner, Result
+
+from sweeper.cli import app
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 Loaded = tuple[Any, list[str], list[str]]  # the page, the URLs it requested, the errors it logged
+
+
+def html_report(names: list[str], storage: Path, out: Path) -> Result:
+    """`sweeper report NAMES --storage STORAGE --format html --out OUT` through the CLI, which must succeed: its
+    result (the page is OUT/report.html)."""
+    result = CliRunner().invoke(app, ["report", *names, "--storage", str(storage), "--format", "html", "--out",
+                                      str(out)])
+    assert result.exit_code == 0, result.output
+    return result
 
 
 @contextmanager

@@ -20,15 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from sweeper.cli import app
 from sweeper.report.analysis import pairs_section, reference_sections
 from sweeper.report.frame import build_report
 from sweeper.report.html import html_page
 from sweeper.report.sections import row_sections
 from sweeper.store.storage import Storage
-from tests.report.browser import Loaded, open_page
+from tests.report.browser import Loaded, html_report, open_page
 from tests.report.writing import Planned, write_sweep
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,9 +41,7 @@ CONFIG_ROWS = "Array.from(document.querySelectorAll('#t-configurations-4 tbody t
 @pytest.fixture(scope="module")
 def page_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("beyond")
-    result = CliRunner().invoke(app, ["report", *BEYOND, "--storage", str(REPO / "reports" / "beyond" / "data"),
-                                      "--format", "html", "--out", str(out)])
-    assert result.exit_code == 0, result.output
+    html_report(BEYOND, REPO / "reports" / "beyond" / "data", out)
     return out / "report.html"
 
 

@@ -12,10 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from sweeper.cli import app
-from tests.report.browser import Loaded, open_page
+from tests.report.browser import Loaded, html_report, open_page
 from tests.report.writing import Planned, write_sweep
 
 SPEC = """\
@@ -50,8 +48,7 @@ def page_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("runs")
     write_sweep(root, "page", SPEC, plan())
     out = root / "html"
-    result = CliRunner().invoke(app, ["report", "page", "--storage", str(root), "--format", "html", "--out", str(out)])
-    assert result.exit_code == 0, result.output
+    result = html_report(["page"], root, out)
     assert result.stdout == (out / "report.html").read_text()  # stdout and the file are the same page
     return out / "report.html"
 

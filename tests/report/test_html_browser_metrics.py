@@ -13,10 +13,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
-from sweeper.cli import app
-from tests.report.browser import Loaded, open_page
+from tests.report.browser import Loaded, html_report, open_page
 from tests.report.own_loop import NAME, TRIALS, write_own
 
 ROWS = "Array.from(document.querySelectorAll('section.trials table tbody tr'))"
@@ -27,8 +25,7 @@ def page_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("runs")
     write_own(root)
     out = root / "html"
-    result = CliRunner().invoke(app, ["report", NAME, "--storage", str(root), "--format", "html", "--out", str(out)])
-    assert result.exit_code == 0, result.output
+    html_report([NAME], root, out)
     return out / "report.html"
 
 
