@@ -24,7 +24,8 @@ METRIC_NAME = r"[a-z][a-z0-9_]*"
 # Names a declared metric may not take: the Parquet files' own columns and what Ray Tune adds to every result.
 RESERVED = frozenset({
     "trial_id", "variant", "state", "epoch", "epochs", "stopped_by", "wall_s", "node", "error", "restored_from",
-    "config_id", "code", "time_s", "session", "reported_at", "lr", "finished", "early_stopped", "device",
+    "restore_note", "config_id", "code", "time_s", "session", "reported_at", "lr", "finished", "early_stopped",
+    "device",
     "done", "training_iteration", "time_total_s", "time_this_iter_s", "time_since_restore", "timestamp", "date",
     "pid", "hostname", "node_ip", "config", "iterations_since_restore", "checkpoint_dir_name", "should_checkpoint",
     "experiment_tag", "trial_resources",
