@@ -31,6 +31,7 @@ from sweeper.store.parquet import read_rows, write_rows
 from sweeper.store.schema import TRIAL_SCHEMA
 from sweeper.store.storage import Storage, SweepFolder
 from tests.drivers import Driver, wait_until
+from tests.raystate import saved_checkpoints
 from tests.run.searching import TPE, folder_with, row, tpe_space
 from tests.s3 import S3, s3_fixture, s3_server_fixture  # noqa: F401 - the s3 fixtures
 
@@ -293,22 +294,6 @@ scheduler: {type: fifo}
 max_concurrent: 2
 parameters: {model: logreg, lr: {grid: [0.01, 0.1]}}
 """
-
-
-def saved_checkpoints(folder: SweepFolder) -> dict[str, tuple[str, str | None]]:
-    """Ray's newest saved experiment state in storage, per trial: (its status, the checkpoint path it names)."""
-    from ray.tune.trainable.metadata import _TrainingRunMetadata
-
-    name = newest_state(folder.list())
-    if name is None:
-        return {}
-    out: dict[str, tuple[str, str | None]] = {}
-    for entry in json.loads(folder.read_bytes(name) or b"{}").get("trial_data", []):
-        trial = json.loads(entry[0])
-        manager = _TrainingRunMetadata.from_json_state(entry[1]).checkpoint_manager
-        latest = manager.latest_checkpoint_result if manager is not None else None
-        out[trial["trial_id"]] = (trial["status"], latest.checkpoint.path if latest is not None else None)
-    return out
 
 
 def only_the_named_checkpoint(fs: Any, named: str) -> int:

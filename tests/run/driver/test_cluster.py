@@ -12,7 +12,6 @@ import json
 import os
 import re
 import socket
-import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +31,8 @@ from sweeper.run.driver import cluster
 from sweeper.store.storage import Storage
 from sweeper.testing.cluster import LocalCluster, LocalNode, free_port
 from tests.conftest import REPO, write_idx
-from tests.drivers import Driver
+from tests.drivers import Driver, wait_until
+from tests.run.driver.gates import write_gated
 
 CLUSTER_YAML = REPO / "cluster.yaml"
 
@@ -203,47 +203,28 @@ def test_two_node_sweep_runs_trials_on_both_nodes_data_through_the_object_store(
     assert not list((tmp_path / "runs").glob(f"**/{cluster.PROBE_PREFIX}*"))  # the storage check cleaned up
 
 
-def ray_results(folder: Path) -> dict[str, list[dict[str, Any]]]:
-    """Each trial's reports as Ray itself logged them (its per-trial result.json), by trial id."""
-    out = {}
-    for log in folder.glob("*/result.json"):
-        results = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-        out[results[0]["trial_id"]] = results
-    return out
-
-
 def test_fractional_gpus_pack_four_trials_on_one_gpu_each_falling_back_to_cpu_without_cuda(
     tmp_path: Path, medium_data: Path, two_nodes: tuple[LocalCluster, LocalNode], drivers: list[Driver]
 ) -> None:
     """The head advertises one GPU (there is no CUDA here): gpu 0.25 runs four trials on it at once, never a
-    fifth though its CPU would allow five; Ray gives each trial GPU 0, and without CUDA the trial uses the CPU."""
+    fifth though its CPU would allow five; Ray gives each trial GPU 0, and without CUDA the trial uses the CPU.
+    Each trial marks itself live and trains only once four were live together (tests/run/driver/gates.py): had
+    Ray run fewer at once, the sweep would never end; had it run a fifth, that one would have seen five."""
     c, _ = two_nodes
-    space = write_space(tmp_path, "gpu", epochs=3, trials=5, model="cnn", resources="{cpu: 0.2, gpu: 0.25}")
+    gates = tmp_path / "gates"
+    space = write_gated(tmp_path, "gpu", gates, epochs=2, trials=5, resources="{cpu: 0.2, gpu: 0.25}", together=4)
     code, out = launch(c, drivers, space, tmp_path / "runs", medium_data)
     assert code == 0, out
     folder = tmp_path / "runs" / "gpu"
     trials = pd.read_parquet(folder / "trials.parquet")
-    assert len(trials) == 5 and set(trials.state) == {"TERMINATED"}
+    assert len(trials) == 5 and set(trials.state) == {"TERMINATED"} and (trials.epochs == 2).all()
     assert {node.split(":")[1] for node in trials.node} == {c.nodes[0].node_id()[:8]}  # the GPU node only
-
-    # Which trials ran at the same time, from the moments each reported an epoch (epochs.parquet's reported_at):
-    # a trial runs at least from its first report to its last.
-    epochs = pd.read_parquet(folder / "epochs.parquet")
-    first, last = epochs.groupby("trial_id").reported_at.min(), epochs.groupby("trial_id").reported_at.max()
-    order = list(first.sort_values().index)
-    four, fifth = order[:4], order[4]
-    # Ray's own record of where each trial ran: the pid in result.json. With reuse_actors a trial takes the
-    # process of a trial that ended, so a new process is made only while all others are busy.
-    results = ray_results(folder)
-    pids = {trial: {r["pid"] for r in reports} for trial, reports in results.items()}
-    assert sorted(results) == sorted(trials.trial_id) and all(len(p) == 1 for p in pids.values()), pids
-    # Four at once: the first four trials each needed a process of their own.
-    assert len(set().union(*(pids[t] for t in four))) == 4, (pids, epochs.sort_values("reported_at"))
-    # Never a fifth: five trials ran in four processes, and a process runs one trial at a time.
-    assert len(set().union(*pids.values())) == 4, pids
-    (before,) = [t for t in four if pids[t] == pids[fifth]]
-    assert last[before] < first[fifth], (before, fifth, epochs.sort_values("reported_at"))
-    assert {r["device"] for reports in results.values() for r in reports} == {"cpu"}
+    seen = {name.rsplit("-", 1)[0]: int(name.rsplit("-", 1)[1]) for name in os.listdir(gates / "seen")}
+    assert sorted(seen) == sorted(trials.trial_id), seen  # each trial's count of live trials, itself included
+    assert max(seen.values()) == 4, seen  # four at once, never a fifth
+    devices = {json.loads(line)["device"] for log in folder.glob("*/result.json")  # Ray's own log of each report
+               for line in log.read_text().splitlines() if line.strip()}
+    assert devices == {"cpu"}
 
 
 def test_storage_a_node_cannot_see_is_refused_and_nothing_is_written(
@@ -364,22 +345,9 @@ def test_a_refused_connection_names_token_authentication(
     assert "\n" not in str(error.value)
 
 
-def wait_for(probe: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def running_on(folder: Path, node_id8: str) -> str | None:
     """A trial RUNNING on that node with at least one epoch recorded, if there is one yet."""
-    try:
-        trials = pd.read_parquet(folder / "trials.parquet")
-    except (OSError, ValueError):
-        return None
+    trials = pd.read_parquet(folder / "trials.parquet")
     if "node" not in trials:
         return None
     here = trials[(trials.state == "RUNNING") & trials.node.fillna("").str.endswith(f":{node_id8}")
@@ -390,16 +358,26 @@ def running_on(folder: Path, node_id8: str) -> str | None:
 def test_killing_a_worker_node_mid_sweep_loses_no_trial(
     tmp_path: Path, medium_data: Path, two_nodes: tuple[LocalCluster, LocalNode], drivers: list[Driver]
 ) -> None:
+    """Two trials, one per node, each holding after epoch 2 (tests/run/driver/gates.py) until the test has killed
+    the worker node: the trial there cannot have finished first. It is recorded as failed; the resume finishes it
+    from its checkpoint on the node that is left."""
     c, worker = two_nodes
-    space = write_space(tmp_path, "kill", epochs=3, trials=2, model="cnn")  # one trial per node
+    gates = tmp_path / "gates"
+    space = write_gated(tmp_path, "kill", gates, epochs=3, trials=2, resources="{cpu: 1, gpu: 0}", hold_at=2)
     runs = tmp_path / "runs"
     folder = runs / "kill"
     driver = Driver("launch", str(space), "--address", c.address, "--storage", str(runs),
                     "--data-dir", str(medium_data), env=c.env())
     drivers.append(driver)
     worker_id = worker.node_id()[:8]
-    victim = wait_for(lambda: running_on(folder, worker_id), timeout=180, what=f"a trial's epoch on {worker_id}")
-    worker.kill()  # the node dies: its raylet, its Ray workers, the trial running there
+
+    def held_on_worker() -> str | None:
+        victim = running_on(folder, worker_id)
+        return victim if victim is not None and (gates / "held" / victim).exists() else None
+
+    victim = wait_until(f"a trial on {worker_id} held after epoch 2", held_on_worker, driver)
+    worker.kill()  # the node dies: its raylet, its Ray workers, the trial held there
+    (gates / "release").touch()  # the trial on the head goes on
 
     code, out = driver.wait()
     trials = pd.read_parquet(folder / "trials.parquet").set_index("trial_id")
