@@ -211,6 +211,25 @@ def label(node: LocalNode, text: Any) -> str:
     return str(found[0])
 
 
+def launch_on(
+    c: LocalCluster, space: Path, runs: Path, data: Path, drivers: list[Driver], timeout: float
+) -> tuple[int, str]:
+    """`sweeper launch` of `space` on the cluster, its data from `data` and its sweep under `runs`, in a driver
+    subprocess: its exit code and its output."""
+    driver = Driver("launch", str(space), "--address", c.address, "--storage", str(runs), "--data-dir", str(data),
+                    env=c.env())
+    drivers.append(driver)
+    return driver.wait(timeout)
+
+
+def trials_on_both_nodes(c: LocalCluster, worker: LocalNode, runs: Path, name: str) -> pd.DataFrame:
+    """The trials of the sweep `name` under `runs`: two, both ended, one on the head and one on the worker."""
+    trials = pd.read_parquet(runs / name / "trials.parquet")
+    assert len(trials) == 2 and set(trials.state) == {"TERMINATED"}, trials
+    assert {n.split(":")[1] for n in trials.node} == {c.nodes[0].node_id()[:8], worker.node_id()[:8]}
+    return trials
+
+
 @pytest.mark.e2e
 def test_a_source_tree_reaches_a_node_that_cannot_see_it_and_the_check_passes(
     cluster: tuple[LocalCluster, LocalNode, Path], monkeypatch: pytest.MonkeyPatch
@@ -266,10 +285,7 @@ def test_launch_on_a_node_that_refuses_the_code_exits_2_naming_it_and_writes_not
     c, worker, hidden = cluster
     space = write_package(hidden, "refusedpkg", extra=ONLY_HERE)
     runs = tmp_path / "runs"
-    driver = Driver("launch", str(space), "--address", c.address, "--storage", str(runs), "--data-dir",
-                    str(tiny_data), env=c.env())
-    drivers.append(driver)
-    code, out = driver.wait(240)
+    code, out = launch_on(c, space, runs, tiny_data, drivers, 240)
     assert code == 2, out
     errors = [line for line in out.splitlines() if line.startswith("error:")]
     node = label(worker, out)
@@ -286,14 +302,9 @@ def test_a_sweep_of_your_own_model_trains_on_a_node_that_never_had_its_code(
     c, worker, hidden = cluster
     space = write_package(hidden, "trainedpkg", extra="# trainedpkg's own")
     runs = tmp_path / "runs"
-    driver = Driver("launch", str(space), "--address", c.address, "--storage", str(runs), "--data-dir",
-                    str(tiny_data), env=c.env())
-    drivers.append(driver)
-    code, out = driver.wait(300)
+    code, out = launch_on(c, space, runs, tiny_data, drivers, 300)
     assert code == 0, out
-    trials = pd.read_parquet(runs / "trainedpkg" / "trials.parquet")
-    assert len(trials) == 2 and set(trials.state) == {"TERMINATED"}, trials
-    assert {n.split(":")[1] for n in trials.node} == {c.nodes[0].node_id()[:8], worker.node_id()[:8]}
+    trials_on_both_nodes(c, worker, runs, "trainedpkg")
 
 
 LOOP = """\
@@ -330,12 +341,7 @@ def test_a_sweep_of_your_own_loop_trains_on_a_node_that_never_had_its_code(
     space.write_text("name: looppkg\ntrainable: looppkg.loop:train\nmetric: val_loss\nepochs: 2\n"
                      "scheduler: {type: fifo}\nresources: {cpu: 1, gpu: 0}\nparameters: {seed: {grid: [0, 1]}}\n")
     runs = tmp_path / "runs"
-    driver = Driver("launch", str(space), "--address", c.address, "--storage", str(runs), "--data-dir",
-                    str(tiny_data), env=c.env())
-    drivers.append(driver)
-    code, out = driver.wait(300)
+    code, out = launch_on(c, space, runs, tiny_data, drivers, 300)
     assert code == 0, out
-    trials = pd.read_parquet(runs / "looppkg" / "trials.parquet")
-    assert len(trials) == 2 and set(trials.state) == {"TERMINATED"} and (trials.epochs == 2).all(), trials
-    assert trials.val_loss.notna().all()
-    assert {n.split(":")[1] for n in trials.node} == {c.nodes[0].node_id()[:8], worker.node_id()[:8]}
+    trials = trials_on_both_nodes(c, worker, runs, "looppkg")
+    assert (trials.epochs == 2).all() and trials.val_loss.notna().all(), trials
