@@ -28,16 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweeper.store.storage import Storage
+from tests.cli.duo import SPACE, sweeper
 from tests.store.test_lock_race import race
-
-SPACE = """
-name: duo
-epochs: 1
-scheduler: {type: fifo}
-max_concurrent: 1
-data: {train_subset: 300, val_subset: 100, test_subset: 100}
-parameters: {model: logreg, batch_size: 50, lr: 0.1}
-"""
 
 
 def s3_env() -> tuple[dict[str, str], str, object]:
@@ -70,10 +62,6 @@ def experiments_of_trials(storage: str, name: str) -> set[str]:
     assert data is not None, f"{storage}/{name}: no trials.parquet"
     ids = pq.read_table(pa.BufferReader(data)).column("trial_id").to_pylist()
     return {str(t).split("_")[0] for t in ids}
-
-
-def sweeper(*args: str) -> list[str]:
-    return [sys.executable, "-m", "sweeper", *args]
 
 
 def scenario(label: str, kind: str, storage: str, env: dict[str, str], space: Path, work: Path,

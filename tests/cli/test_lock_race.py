@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -19,19 +18,11 @@ import pytest
 
 from sweeper.store.lock import RACE_ENV, holder
 from sweeper.store.storage import Storage
+from tests.cli.duo import SPACE, sweeper
 from tests.s3 import S3, s3_fixture, s3_server_fixture  # noqa: F401 - the s3 fixtures
 from tests.store.test_lock_race import race
 
 pytestmark = pytest.mark.e2e  # driver subprocesses (which stop before starting Ray)
-
-SPACE = """
-name: duo
-epochs: 1
-scheduler: {type: fifo}
-max_concurrent: 1
-data: {train_subset: 300, val_subset: 100, test_subset: 100}
-parameters: {model: logreg, batch_size: 50, lr: 0.1}
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -48,15 +39,10 @@ def finished(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> tuple
     root = tmp_path_factory.mktemp("duo")
     (root / "duo.yaml").write_text(SPACE)
     env = {k: v for k, v in os.environ.items() if k != RACE_ENV}
-    done = subprocess.run([sys.executable, "-m", "sweeper", "launch", str(root / "duo.yaml"), "--storage",
-                           str(root / "runs"), "--data-dir", str(tiny_data)], env=env, capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run(sweeper("launch", str(root / "duo.yaml"), "--storage", str(root / "runs"), "--data-dir",
+                                  str(tiny_data)), env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     return root / "duo.yaml", root / "runs"
-
-
-def sweeper(*args: str) -> list[str]:
-    return [sys.executable, "-m", "sweeper", *args]
 
 
 def launch_rounds(storage: str, space: Path, data: Path, tmp_path: Path, env: dict[str, str]) -> None:
