@@ -23,6 +23,7 @@ from sweeper.spec.params import TrialParams
 from sweeper.spec.space import Space
 from sweeper.store import state
 from sweeper.store.files import TRIALS_FILE
+from sweeper.store.pair import read_pair
 from sweeper.store.parquet import read_rows
 from sweeper.store.schema import PARAM_PREFIX, param_value
 from sweeper.store.storage import Storage, SweepFolder
@@ -81,7 +82,10 @@ def extension_plan(folder: SweepFolder, stored: Space, space: Space) -> tuple[Se
             "extend only adds trials (more num_samples, repeats, grid values or variants): launch a new sweep "
             "under another --name for the rest"
         )
-    rows = read_rows(folder, TRIALS_FILE)
+    # trials.parquet of the generation epochs.parquet holds (store/pair.py): after a kill between the two files'
+    # writes, the trials on disk are one write behind, and a trial that ended in the newer one would be planned
+    # again (or, unfinished in the older one, dropped with its result) while its epochs stay
+    rows = read_pair(folder, epochs=False).trial_rows()
     finished = [r for r in rows if ended_of(r).finished]
     restart = sorted(r["trial_id"] for r in rows if not ended_of(r).finished)
     offset = len(state.experiments(state.read_state(folder) or {}))

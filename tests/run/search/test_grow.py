@@ -38,3 +38,35 @@ def test_a_second_extension_counts_rows_that_hold_a_key_as_null_at_its_default()
     bf16 = load_text(text.replace("repeats: 2", "repeats: 4").replace("model: mlp", "model: mlp, precision: bf16"),
                      Path("s.yaml"))
     assert len(missing_grid_trials(bf16, rows + first)) == 8
+
+
+def test_an_extension_plans_from_the_generation_epochs_parquet_holds_after_a_kill_between_the_writes(
+    tmp_path: Path,
+) -> None:
+    """A driver killed between its writes of epochs.parquet and trials.parquet (store/pair.py) leaves trials.parquet
+    a write behind: there trial b still runs. Planned from it, the extension would start b over (dropping the result
+    the newer generation holds) and plan its configuration again; planned from the pair, it plans only what the
+    grown space adds."""
+    from sweeper.run.search.grow import extension_plan
+    from sweeper.store.files import TRIALS_FILE
+    from sweeper.store.storage import Storage
+    from sweeper.store.writer import ResultsWriter
+
+    text = "epochs: 1\nscheduler: {type: fifo}\nparameters: {model: logreg, lr: {grid: [0.1, 0.2]}}\n"
+    old = load_text(text, Path("s.yaml"))
+    grown = load_text(text.replace("[0.1, 0.2]", "[0.1, 0.2, 0.3]"), Path("s.yaml"))
+    folder = Storage.parse(str(tmp_path)).folder("s")
+    writer = ResultsWriter(folder)
+    for trial_id, trial in zip(("a", "b"), old.grid_trials(), strict=True):
+        writer.set_params(trial_id, None, old.trial_params(trial).recorded())
+        writer.add_result(trial_id, {"epoch": 1, "val_accuracy": 0.5, "finished": trial_id == "a"})
+        writer.trial(trial_id, state="TERMINATED" if trial_id == "a" else "RUNNING")
+    writer.flush()
+    behind = folder.read_bytes(TRIALS_FILE)
+    writer.trial("b", state="TERMINATED")
+    writer.flush()
+    assert behind is not None
+    folder.write_bytes(TRIALS_FILE, behind)  # as the kill left it: pending copy and epochs.parquet are newer
+
+    plan, restart = extension_plan(folder, old, grown)
+    assert restart == [] and plan.num_samples == 1
