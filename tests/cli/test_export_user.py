@@ -167,6 +167,13 @@ def exported(root: Path, sweep: str, trial_id: str, out: Path) -> dict[str, Any]
     return content
 
 
+def exported_tiny(root: Path, tmp_path: Path, width: int) -> tuple[dict[str, Any], Path, dict[str, Any]]:
+    """The `tiny` trial of `width` exported to tmp_path/tiny: its trials.parquet row, that folder, its model.json."""
+    row = trial(root, "tiny", width)
+    out = tmp_path / "tiny"
+    return row, out, exported(root, "usr", row["trial_id"], out)
+
+
 def evaluated(folder: Path, real_data: Path) -> tuple[float, str]:
     code, out, err = cli("evaluate", str(folder), "--data-dir", str(real_data))
     assert code == 0, out + err
@@ -189,9 +196,7 @@ def sweep_json(root: Path, sweep: str) -> dict[str, Any]:
 def test_a_user_model_exports_as_format_2_and_loads_evaluates_and_runs_in_onnx_as_it_trained(
     launched: Path, tmp_path: Path, real_data: Path, width: int
 ) -> None:
-    row = trial(launched, "tiny", width)
-    out = tmp_path / "tiny"
-    content = exported(launched, "usr", row["trial_id"], out)
+    row, out, content = exported_tiny(launched, tmp_path, width)
     assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.onnx", "model.safetensors"]
     recorded_model = sweep_json(launched, "usr")["models"]["tiny"]
     assert content["format"] == "sweeper-model/2"
@@ -295,9 +300,7 @@ def load_fresh(folder: Path) -> dict[str, Any]:
 def test_editing_your_module_after_export_warns_in_one_line(
     launched: Path, tmp_path: Path, real_data: Path, nets_file: Path
 ) -> None:
-    row = trial(launched, "tiny", 8)
-    out = tmp_path / "tiny"
-    exported(launched, "usr", row["trial_id"], out)
+    row, out, _ = exported_tiny(launched, tmp_path, 8)
     assert load_fresh(out) == {"error": None, "warnings": []}
     nets_file.write_text(nets_file.read_text() + "\n# tuned later\n")
     result = load_fresh(out)
@@ -311,9 +314,7 @@ def test_editing_your_module_after_export_warns_in_one_line(
 def test_a_changed_architecture_is_weights_do_not_fit_naming_the_key_and_nothing_is_exported(
     launched: Path, tmp_path: Path, real_data: Path, nets_file: Path
 ) -> None:
-    row = trial(launched, "tiny", 4)
-    out = tmp_path / "tiny"
-    exported(launched, "usr", row["trial_id"], out)
+    row, out, _ = exported_tiny(launched, tmp_path, 4)
     # the trial's width is recorded (4); the factory now builds a wider hidden layer from it
     before = "nn.Linear(features, width), nn.ReLU(), nn.Linear(width,"
     nets_file.write_text(nets_file.read_text().replace(before, before.replace("width", "2 * width")))
@@ -334,8 +335,7 @@ def test_a_changed_architecture_is_weights_do_not_fit_naming_the_key_and_nothing
 def test_evaluate_refuses_data_other_than_the_model_trained_on(
     launched: Path, tmp_path: Path, real_data: Path
 ) -> None:
-    out = tmp_path / "tiny"
-    content = exported(launched, "usr", trial(launched, "tiny", 8)["trial_id"], out)
+    _, out, content = exported_tiny(launched, tmp_path, 8)
     (out / "model.json").write_text(json.dumps(content | {"data": content["data"] | {"test_subset": 100}}))
     one_error(*cli("evaluate", str(out), "--data-dir", str(real_data)),
               "the data Fashion-MNIST gives now differs from the data the model was trained on")
