@@ -1,15 +1,18 @@
 """What every benchmark shares: a fresh process timed from its start to its exit, the same environment on both
-sides, interleaved repeats, and medians with their min-max.
+sides (bench_env), interleaved repeats with the side order alternating, and medians with their min-max.
 
 A benchmark compares sides (e.g. "sweeper" and "bare"). Each side is a function of the round number that runs
 one fresh process and returns its measurements, a dict of name -> seconds (or counts) with at least
-"command_s": subprocess start to exit, i.e. until its results are on disk. `interleave` runs the sides in turn,
-A, B, A, B, ..., so a busy moment of the machine hits both alike.
+"command_s": subprocess start to exit, i.e. until its results are on disk. `interleave` runs every side once per
+round; with alternate=True (the project's standard) in the order round_order gives, A B in even rounds and B A in
+odd ones, so neither side always runs first, after the other has warmed or loaded the machine; without it,
+A B, A B, ... as before.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import math
 import os
 import re
@@ -41,12 +44,36 @@ def sweeper_cmd() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "sweeper"]
 
 
+@functools.cache
+def cache_dir() -> str:
+    """The one cache folder every side of this benchmark gets as SWEEPER_CACHE_DIR: the folder sweeper would use
+    here anyway (sweeper.run.training.data.cache_dir: $SWEEPER_CACHE_DIR, else $XDG_CACHE_HOME/sweeper, else
+    ~/.cache/sweeper), resolved once, at the first call, so later changes to the environment cannot move it."""
+    from sweeper.run.training.data import cache_dir as sweepers_cache_dir
+
+    return str(sweepers_cache_dir().resolve())
+
+
 def bench_env(threads: int = 1, **extra: str) -> dict[str, str]:
-    """os.environ with the thread counts pinned and the data folder set: every side of a benchmark gets this."""
+    """The environment every side of a benchmark gets: os.environ less RAY_ADDRESS (each side starts its own Ray),
+    with these pinned to the same values for every side:
+    - OMP_NUM_THREADS, MKL_NUM_THREADS, OPENBLAS_NUM_THREADS: `threads`;
+    - SWEEPER_DATA_DIR: data_dir();
+    - SWEEPER_CACHE_DIR: cache_dir(), one folder for the whole benchmark. It holds the calibration cache
+      (calibration.json: seconds per epoch per architecture, which `sweeper launch` measures when missing) and the
+      staged (decompressed) data every side's data.load reads, so no side runs with a warmer or colder cache than
+      another because its environment named another folder. It is shared, not emptied: the first run that needs
+      an entry pays for it (alternate the side order so that is not always the same side);
+    - RAY_USAGE_STATS_ENABLED=0, COLUMNS=160, PYTHONUNBUFFERED=1.
+    `extra` adds variables (e.g. PYTHONPATH); it may not name another SWEEPER_CACHE_DIR."""
+    cache = cache_dir()
+    if extra.get("SWEEPER_CACHE_DIR", cache) != cache:
+        raise ValueError(f"bench_env pins SWEEPER_CACHE_DIR to {cache} for every side, not "
+                         f"{extra['SWEEPER_CACHE_DIR']}")
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS",)}
     pinned = {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-    return env | pinned | {"SWEEPER_DATA_DIR": data_dir(), "RAY_USAGE_STATS_ENABLED": "0", "COLUMNS": "160",
-                           "PYTHONUNBUFFERED": "1"} | extra
+    return env | pinned | {"SWEEPER_DATA_DIR": data_dir(), "SWEEPER_CACHE_DIR": cache, "RAY_USAGE_STATS_ENABLED": "0",
+                           "COLUMNS": "160", "PYTHONUNBUFFERED": "1"} | extra
 
 
 @dataclass
@@ -83,16 +110,22 @@ def run_together(cmds: Sequence[Sequence[str]], env: dict[str, str], cwd: Path =
     return Run(started_at, seconds, "".join(outputs))
 
 
+def round_order(names: Sequence[str], i: int) -> list[str]:
+    """The sides' order in round i (from 0): as given in even rounds, reversed in odd ones (A B, B A, A B, ...)."""
+    return list(names) if i % 2 == 0 else list(reversed(names))
+
+
 def interleave(sides: Mapping[str, Callable[[int], Measures]], repeats: int | None = None,
-               echo: Callable[[str], Any] = print) -> dict[str, list[Measures]]:
-    """Run every side once per round, in the given order (A, B, A, B, ...). With repeats None: 5 rounds, or 3 when
-    a run of the first round took over a minute."""
+               echo: Callable[[str], Any] = print, alternate: bool = False) -> dict[str, list[Measures]]:
+    """Run every side once per round: in the given order every round (A B, A B, ...), or with alternate=True in
+    round_order's (A B, B A, ...). With repeats None: 5 rounds, or 3 when a run of the first round took over a
+    minute. The result keeps the sides' given order."""
     results: dict[str, list[Measures]] = {name: [] for name in sides}
     rounds = repeats or 5
     i = 0
     while i < rounds:
-        for name, side in sides.items():
-            measures = side(i)
+        for name in round_order(list(sides), i) if alternate else list(sides):
+            measures = sides[name](i)
             results[name].append(measures)
             echo(f"  round {i + 1}/{rounds} {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in measures.items()))
         if i == 0 and repeats is None and max(r[0]["command_s"] for r in results.values()) > LONG_RUN_S:
