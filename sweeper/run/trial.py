@@ -1,8 +1,10 @@
 """What Ray Tune runs for one trial, in a module that imports neither torch nor Ray at the top.
 
 The driver names `ray_trainable` to Ray (tune.with_parameters pickles it by reference), so importing this module
-must stay cheap: the driver of a sweep never imports torch. The trial's worker process imports run/training
-(torch) when the function first runs there.
+must stay cheap: the driver of a sweep imports torch only where it must (to time an architecture the calibration
+cache lacks, to download Fashion-MNIST through torchvision, to check and rehearse your own code; a test holds a
+warm launch of built-in models to none). The trial's worker process imports run/training (torch) when the
+function first runs there.
 """
 
 from __future__ import annotations

@@ -130,3 +130,24 @@ def test_fast_commands_never_import_torch_ray_or_pandas(tmp_path: Path, args: li
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["code"] in (0, None), out.stdout + out.stderr
     assert report["heavy"] == allowed
+
+
+@pytest.mark.e2e  # two real launches, each a fresh process with its own in-process Ray
+def test_a_launch_imports_torch_in_the_driver_only_to_calibrate(tmp_path: Path, real_data: Path) -> None:
+    """The driver of a sweep of built-in models never imports torch (nor torchvision) once the calibration cache
+    holds its architecture: trials import it in their own processes. The first launch on a cold cache times the
+    architecture with torch in the driver, as the dry run does. (Ray's automatic TensorBoard logger imported it
+    at every launch: tuner.file_loggers.)"""
+    (tmp_path / "space.yaml").write_text("epochs: 1\nscheduler: {type: fifo}\ndata: {train_subset: 300, val_subset: "
+                                         "100, test_subset: 100}\nparameters: {model: mlp, hidden: [8]}\n")
+    env = {**os.environ, "SWEEPER_STORAGE": str(tmp_path / "runs"), "SWEEPER_CACHE_DIR": str(tmp_path / "cache")}
+    heavy = []
+    for name in ("cold", "warm"):
+        args = ["launch", str(tmp_path / "space.yaml"), "--name", name, "--data-dir", str(real_data), "--quiet"]
+        out = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, cwd=REPO,
+                             timeout=300, env=env)
+        report = json.loads(out.stdout.strip().splitlines()[-1])
+        assert report["code"] in (0, None), out.stdout + out.stderr
+        heavy.append(report["heavy"])
+    assert "torch" in heavy[0]  # the cold calibration
+    assert "torch" not in heavy[1] and "torchvision" not in heavy[1], heavy

@@ -22,5 +22,5 @@ runs, is tested and is benchmarked without either.
 - `scoring`: an export scored on the test split its card names (`sweeper evaluate`).
 
 Its modules are imported by path (nothing is re-exported here): importing this package must not import torch, as
-the driver loads the data with `data` and never imports torch.
+the driver loads the data with `data` and imports torch only to calibrate, to download or to check your code.
 """
