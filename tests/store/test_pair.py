@@ -23,7 +23,8 @@ from sweeper.store.storage import Storage, SweepFolder
 from sweeper.store.writer import ResultsWriter
 from tests.drivers import Driver, wait_until
 from tests.store.killpoint import result, scripted_writer
-from tests.store.torn import KillPoint, disagreeing, kill_at, raw
+from tests.store.test_pair_cli import killed_writer
+from tests.store.torn import KillPoint, disagreeing, raw
 
 FLUSHES = 18  # the scripted writer's: 3 starts, 12 results, 3 ends (tests/store/killpoint.py)
 
@@ -43,11 +44,7 @@ def test_a_writer_killed_between_its_writes_leaves_a_pair_every_reader_sees_agre
     after: str, where: tuple[str, dict[str, str] | None], tmp_path: Path, stopped: list[Driver]
 ) -> None:
     storage, env = where
-    folder = Storage.parse(storage).folder("pair")
-    event = tmp_path / "stopped"
-    proc = KillPoint(str(event), after, "5", "--", "writer", storage, "pair", env=env)  # flush 5: t2's epoch 1
-    stopped.append(proc)
-    kill_at(event, proc)
+    folder = killed_writer(storage, env, after, tmp_path, stopped)
 
     tokens = {f: token(folder, f) for f in (PENDING_TRIALS_FILE, EPOCHS_FILE, TRIALS_FILE)}
     trials_on_disk, epochs_on_disk = raw(folder, TRIALS_FILE), raw(folder, EPOCHS_FILE)

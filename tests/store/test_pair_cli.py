@@ -12,10 +12,24 @@ from collections import Counter
 from pathlib import Path
 
 from sweeper.store.files import EPOCHS_FILE, STATE_FILE, TRIALS_FILE
-from sweeper.store.storage import Storage
+from sweeper.store.storage import Storage, SweepFolder
 from sweeper.store.writer import ResultsWriter
 from tests.drivers import Driver
 from tests.store.torn import KillPoint, cli_epochs, disagreeing, kill_at, raw
+
+
+def killed_writer(
+    storage: str, env: dict[str, str] | None, after: str, tmp_path: Path, stopped: list[Driver]
+) -> SweepFolder:
+    """The scripted writer (tests/store/killpoint.py) of sweep `pair` on `storage`, SIGKILLed right after its flush 5
+    (t2's epoch 1) wrote `after`: the sweep's folder, as the kill left it."""
+    folder = Storage.parse(storage).folder("pair")
+    event = tmp_path / "stopped"
+    proc = KillPoint(str(event), after, "5", "--", "writer", storage, "pair", env=env)
+    stopped.append(proc)
+    kill_at(event, proc)
+    return folder
+
 
 SESSIONS = ('{"state": "running", "sessions": [{"started": 1000.0}]}',  # killed in its launch: status reads no rows
             '{"state": "running", "sessions": [{"started": 1000.0}, {"started": 1001.0}]}')  # and in a resume: rows
@@ -25,11 +39,7 @@ def test_status_and_report_show_every_trial_with_its_epoch_rows_after_a_kill_bet
     where: tuple[str, dict[str, str] | None], tmp_path: Path, stopped: list[Driver]
 ) -> None:
     storage, env = where
-    folder = Storage.parse(storage).folder("pair")
-    event = tmp_path / "stopped"
-    proc = KillPoint(str(event), EPOCHS_FILE, "5", "--", "writer", storage, "pair", env=env)  # flush 5: t2's epoch 1
-    stopped.append(proc)
-    kill_at(event, proc)
+    folder = killed_writer(storage, env, EPOCHS_FILE, tmp_path, stopped)
     trials, epochs = raw(folder, TRIALS_FILE), raw(folder, EPOCHS_FILE)
     assert trials is not None and epochs is not None
     assert disagreeing(trials.to_pylist(), epochs.to_pylist()) == {"t2": (0, 1)}  # the files as the kill left them
