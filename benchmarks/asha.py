@@ -1,12 +1,14 @@
 """What ASHA saves: search_spaces/cnn.yaml on a subset, with ASHA and as a full grid (FIFO), each a fresh process.
 
-    .venv/bin/python -m benchmarks.asha [--train-subset 1000] [--val-subset 1000] [--epochs 27] [--repeats 3] [--quick]
+    .venv/bin/python -m benchmarks.asha [--train-subset 1000] [--val-subset 1000] [--epochs 27] [--repeats 3]
+    [--quick]
 
 Both sides run cnn.yaml's 32 trials (same seeds, same data subset, one one-thread trial per core on the local
 Ray), as `.venv/bin/sweeper launch SPACE.yaml --storage TMP --quiet` in the same environment
 (OMP/MKL/OPENBLAS_NUM_THREADS=1); only the scheduler differs: {type: fifo} against ASHA (grace 1, reduction 3:
 rungs at 1, 3, 9 below 27, the shape of cnn.yaml's 3, 9, 27). Timed: the launch from its start to its exit
-(results on disk). Rounds interleave fifo, asha: 3 (these runs take minutes). Prints, median (min-max) over the
+(results on disk). Rounds interleave fifo, asha, the order alternating (fifo asha, asha fifo, ...): 3 (these runs
+take minutes). Prints, median (min-max) over the
 rounds: the command's seconds, the trial-epochs each used, the best val_accuracy each found; then the asha/fifo
 ratios per round and the best-accuracy gap (fifo - asha) in points.
 --quick: 200/200 images, 3 epochs, 1 round (a smoke run, not a measurement).

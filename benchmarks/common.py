@@ -116,9 +116,10 @@ def round_order(names: Sequence[str], i: int) -> list[str]:
 
 
 def interleave(sides: Mapping[str, Callable[[int], Measures]], repeats: int | None = None,
-               echo: Callable[[str], Any] = print, alternate: bool = False) -> dict[str, list[Measures]]:
-    """Run every side once per round: in the given order every round (A B, A B, ...), or with alternate=True in
-    round_order's (A B, B A, ...). With repeats None: 5 rounds, or 3 when a run of the first round took over a
+               echo: Callable[[str], Any] = print, alternate: bool = True) -> dict[str, list[Measures]]:
+    """Run every side once per round, the order alternating as round_order gives it (A B, B A, ...: no side always
+    runs first, on a machine warmer or colder for it); alternate=False keeps the given order every round. With
+    repeats None: 5 rounds, or 3 when a run of the first round took over a
     minute. The result keeps the sides' given order."""
     results: dict[str, list[Measures]] = {name: [] for name in sides}
     rounds = repeats or 5

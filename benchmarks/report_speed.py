@@ -5,7 +5,8 @@
 Writes a synthetic sweep in sweeper's Parquet schema into a temp folder: the study's ten variants from
 search_spaces/slides.yaml (spec.yaml with their reference numbers), --trials trials (seeds, 30% ASHA-stopped, 1%
 failed) x --epochs epoch rows. Then times three fresh processes, each from its start to its exit (the terminal
-table printed, or the files written), in interleaved rounds (report, report --out, pandas, report, ...):
+table printed, or the files written), in interleaved rounds, the order alternating (report, report --out, pandas;
+pandas, report --out, report; ...):
   report:     `.venv/bin/sweeper report PATH` (the terminal tables);
   report-out: `.venv/bin/sweeper report PATH --out DIR` (also report.md, trials.csv and the PNGs);
   pandas:     `python benchmarks/bare_report.py PATH`: reads trials.parquet and epochs.parquet with pandas and

@@ -10,7 +10,8 @@ clock; the environment of nodes and driver is the same on both sides (OMP/MKL/OP
   one node:  a head with 2 CPUs;
   two nodes: a head with 1 CPU and one more node with 1 CPU (the data and the trials cross to it).
 Timed: `.venv/bin/sweeper launch SPACE.yaml --address HEAD --storage TMP --quiet` as a fresh process, from its
-start to its exit (results on disk). Rounds interleave one node, two nodes: 3 rounds (these runs take over a
+start to its exit (results on disk). Rounds interleave one node, two nodes, the order alternating: 3 rounds (these
+runs take over a
 minute). Prints median (min-max) of each, where the trials ran, and the two-node / one-node ratio per round.
 --quick: 4 trials of 1 epoch on 500 images, 1 round (a smoke run, not a measurement).
 
@@ -27,7 +28,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.common import Measures, bench_env, interleave, ratios, run_timed, spread, sweeper_cmd, table, write_yaml
+from benchmarks.common import Measures, bench_env, interleave, ratios, run_timed, spread, sweeper_cmd, table,
+write_yaml
 from sweeper.testing.cluster import LocalCluster
 
 THREADS = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
@@ -37,7 +39,8 @@ def space_file(work: Path, args: argparse.Namespace) -> Path:
     return write_yaml(work / "scaleout.yaml", {
         "name": "scaleout", "epochs": args.epochs, "scheduler": {"type": "fifo"}, "max_concurrent": 2,
         "resources": {"cpu": 1, "gpu": 0}, "data": {"train_subset": args.train_subset, "seed": 0},
-        "parameters": {"model": "cnn", "filters": 16, "optimizer": "adam", "seed": {"grid": list(range(args.trials))}},
+        "parameters": {"model": "cnn", "filters": 16, "optimizer": "adam", "seed": {"grid":
+        list(range(args.trials))}},
     })
 
 

@@ -3,7 +3,8 @@
     .venv/bin/python -m benchmarks.startup [--runs 9] [--quick]
 
 Each command runs --runs times as a fresh process (timed from its start to its exit) against a temp storage
-holding one small sweep folder, in interleaved rounds beside a bare `python -c pass` for reference, all in the
+holding one small sweep folder, in interleaved rounds (the order alternating) beside a bare `python -c pass` for
+reference, all in the
 same environment. Prints the median (min-max) of each, then each command's median over the bare interpreter's.
 --quick: 2 rounds. Full run (estimate): 9 rounds of about 3 s: under a minute.
 """
