@@ -28,8 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.common import Measures, bench_env, interleave, ratios, run_timed, spread, sweeper_cmd, table,
-write_yaml
+from benchmarks.common import Measures, bench_env, interleave, ratios, run_timed, spread, sweeper_cmd, table, write_yaml
 from sweeper.testing.cluster import LocalCluster
 
 THREADS = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
