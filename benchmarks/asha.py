@@ -1,7 +1,6 @@
 """What ASHA saves: search_spaces/cnn.yaml on a subset, with ASHA and as a full grid (FIFO), each a fresh process.
 
-    .venv/bin/python -m benchmarks.asha [--train-subset 1000] [--val-subset 1000] [--epochs 27] [--repeats 3]
-    [--quick]
+    .venv/bin/python -m benchmarks.asha [--train-subset 1000] [--val-subset 1000] [--epochs 27] [--repeats 3] [--quick]
 
 Both sides run cnn.yaml's 32 trials (same seeds, same data subset, one one-thread trial per core on the local
 Ray), as `.venv/bin/sweeper launch SPACE.yaml --storage TMP --quiet` in the same environment

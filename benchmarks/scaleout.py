@@ -38,8 +38,7 @@ def space_file(work: Path, args: argparse.Namespace) -> Path:
     return write_yaml(work / "scaleout.yaml", {
         "name": "scaleout", "epochs": args.epochs, "scheduler": {"type": "fifo"}, "max_concurrent": 2,
         "resources": {"cpu": 1, "gpu": 0}, "data": {"train_subset": args.train_subset, "seed": 0},
-        "parameters": {"model": "cnn", "filters": 16, "optimizer": "adam", "seed": {"grid":
-        list(range(args.trials))}},
+        "parameters": {"model": "cnn", "filters": 16, "optimizer": "adam", "seed": {"grid": list(range(args.trials))}},
     })
 
 
