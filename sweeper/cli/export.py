@@ -7,12 +7,15 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sweeper.cli.common import StorageOpt, plain, plain_err, storage_of, user_errors
 from sweeper.cli.names import NameArg
+
+if TYPE_CHECKING:
+    from sweeper.run.training.scoring import Score
 
 
 @contextmanager
@@ -68,6 +71,21 @@ def export(
               "model.safetensors are written")
 
 
+def agreement(score: Score) -> str:
+    """How the export's test accuracy compares with the trial's own, in examples: the same count (your own loop
+    may compute the ratio in float32: the same to 1e-6 is the same count); a few apart is float rounding (another
+    thread count or memory layout than the trial's can tip an example whose two best logits tie to rounding);
+    more is a different model or different data."""
+    assert score.recorded is not None
+    apart = round(abs(score.recorded - score.test_accuracy) * score.images)
+    if apart == 0:
+        return "the same"
+    if apart <= max(1, score.images // 1000):
+        return (f"{apart} of {score.images} {score.unit} apart: float rounding, as another thread count or memory "
+                "layout than the trial's can tip an example whose two best logits nearly tie")
+    return f"DIFFERENT: {apart} of {score.images} {score.unit} apart"
+
+
 @user_errors
 def evaluate(
     folder: Annotated[Path, typer.Argument(metavar="DIR", help="A folder `sweeper export` wrote.")],
@@ -85,7 +103,4 @@ def evaluate(
     plain(f"test_accuracy {score.test_accuracy!r} ({round(score.test_accuracy * score.images)}/{score.images} "
           f"{score.unit}), test_loss {score.test_loss:.6f}")
     if score.recorded is not None:
-        # your own loop may compute it in float32: the same to 1e-6 is the same count of images
-        same = "the same" if score.recorded == score.test_accuracy else \
-            "the same to float32 rounding" if abs(score.recorded - score.test_accuracy) < 1e-6 else "DIFFERENT"
-        plain(f"recorded by the trial: test_accuracy {score.recorded!r} ({same})")
+        plain(f"recorded by the trial: test_accuracy {score.recorded!r} ({agreement(score)})")

@@ -36,7 +36,7 @@ from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher, Se
 
 from sweeper.errors import SweeperError
 from sweeper.run.driver.recorder import ParquetRecorder
-from sweeper.run.driver.tuner import trainable
+from sweeper.run.driver.tuner import file_loggers, trainable
 from sweeper.run.history import HISTORY_FILE, parse
 from sweeper.run.search.searcher import SweepLimiter, SweepSearch, searcher_of
 from sweeper.run.search.variants import (  # SweepVariants: importable from here too, its first home
@@ -373,7 +373,10 @@ def restore_tuner(runs: SweepFolder, space: Space, splits: Splits, errored: Erro
     if internal is None:  # pragma: no cover - only with Ray Client, which restores on the server
         raise SweeperError("resuming a sweep through Ray Client (ray://) is not supported; use --address HOST:PORT")
     run_config = internal.get_run_config()
-    run_config.callbacks = [c for c in run_config.callbacks or [] if not isinstance(c, ParquetRecorder)] + [recorder]
+    kept = [c for c in run_config.callbacks or [] if not isinstance(c, ParquetRecorder)]
+    # a sweep launched before tuner.file_loggers named Ray's file loggers gets them (Ray adds none of its own now)
+    kept += [logger for logger in file_loggers() if not any(type(c) is type(logger) for c in kept)]
+    run_config.callbacks = [*kept, recorder]
     # A grid sweep launched before plans.py built its generator as a SweepVariants pickled a plain
     # BasicVariantGenerator: it becomes one here (the same state, one more rule on restore). Newer ones already are.
     if type(internal._tune_config.search_alg) is BasicVariantGenerator:

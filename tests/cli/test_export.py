@@ -1,5 +1,8 @@
 """End to end: a real sweep on a local Ray, then `sweeper export`, `sweeper.load_model` and `sweeper evaluate`
-through the real CLI; the exported model scores exactly what its trial recorded, on local and S3 storage."""
+through the real CLI; the exported model scores what its trial recorded, on local and S3 storage: to one test image,
+since the trial evaluated in its Ray worker with one torch thread and (a CNN) in channels_last, and the export is
+scored here with this process's threads in the contiguous layout, and float rounding that differs between the two
+can tip an example whose two best logits nearly tie."""
 
 from __future__ import annotations
 
@@ -57,6 +60,13 @@ def cli(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+TEST_IMAGES = 200  # SPACE's test_subset
+
+
+def within_one_image(a: float, b: float) -> bool:
+    return abs(a - b) * TEST_IMAGES <= 1 + 1e-9
+
+
 def evaluated(folder: Path, real_data: Path) -> float:
     code, out, err = cli("evaluate", str(folder), "--data-dir", str(real_data))
     assert code == 0, out + err
@@ -85,7 +95,7 @@ def test_export_best_then_load_and_evaluate_reproduce_the_recorded_test_accuracy
     assert content["metrics"]["test_accuracy"] == best["test_accuracy"]
     assert content["preprocessing"]["shape"] == [1, 28, 28] and len(content["preprocessing"]["class_names"]) == 10
     assert content["data"]["test_subset"] == 200
-    assert evaluated(tmp_path / "best", real_data) == best["test_accuracy"]
+    assert within_one_image(evaluated(tmp_path / "best", real_data), best["test_accuracy"])
 
 
 @pytest.mark.e2e  # a fresh `python -m sweeper evaluate`
@@ -107,7 +117,7 @@ def test_the_committed_winner_evaluates_in_a_fresh_process_to_its_recorded_score
 
 
 @pytest.mark.parametrize("variant", ["plain", "beyond"])
-def test_every_trial_exports_and_scores_exactly_what_it_recorded(
+def test_every_trial_exports_and_scores_what_it_recorded(
     sweep: Path, tmp_path: Path, real_data: Path, variant: str
 ) -> None:
     row = trials(sweep)[variant]
@@ -116,14 +126,14 @@ def test_every_trial_exports_and_scores_exactly_what_it_recorded(
     assert code == 0, err
     content = json.loads((out / "model.json").read_text())
     assert content["variant"] == variant
-    assert evaluated(out, real_data) == row["test_accuracy"]
+    assert within_one_image(evaluated(out, real_data), row["test_accuracy"])
     # load_model by hand: the same number, and ONNX predicts what PyTorch does on real test images.
     model = sweeper.load_model(out)
     splits = data.load(real_data, DataSpec(**content["data"]))
     x = torch.from_numpy(splits.x_test).unsqueeze(1).float().div_(255.0)
     with torch.no_grad():
         logits = model(x)
-    assert (logits.argmax(1).numpy() == splits.y_test).mean() == row["test_accuracy"]
+    assert within_one_image((logits.argmax(1).numpy() == splits.y_test).mean(), row["test_accuracy"])
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
@@ -194,3 +204,19 @@ def test_export_and_evaluate_have_help(command: str, options: list[str]) -> None
     assert result.exit_code == 0, result.output
     assert all(option in result.stdout for option in options)
     assert command in runner.invoke(app, ["--help"]).stdout
+
+
+def test_evaluate_says_how_many_examples_the_export_and_the_trial_are_apart() -> None:
+    from sweeper.cli.export import agreement
+    from sweeper.run.training.scoring import Score
+
+    def said(recorded: float, now: float, n: int = 10_000) -> str:
+        return agreement(Score(0.3, now, n, recorded))
+
+    assert said(0.9281, 0.9281) == "the same"
+    assert said(0.9281, 0.92810004) == "the same"  # your loop's float32 ratio: the same count of images
+    assert said(0.9281, 0.9282).startswith("1 of 10000 images apart: float rounding")
+    assert said(0.9281, 0.9291).startswith("10 of 10000 images apart: float rounding")  # at most 1 in 1,000
+    assert said(0.9281, 0.9292) == "DIFFERENT: 11 of 10000 images apart"
+    assert said(0.5, 0.51, 100).startswith("1 of 100 images apart")  # one example is always rounding's to tip
+    assert said(0.5, 0.52, 100) == "DIFFERENT: 2 of 100 images apart"
