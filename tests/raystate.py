@@ -4,9 +4,11 @@ fault test can wait for the moment it needs (a checkpoint named, a snapshot take
 from __future__ import annotations
 
 import json
+import signal
 
 from sweeper.run.recovery import newest_state
 from sweeper.store.storage import SweepFolder
+from tests.drivers import Driver, wait_until
 
 
 def saved_checkpoints(folder: SweepFolder) -> dict[str, tuple[str, str | None]]:
@@ -36,3 +38,14 @@ def named_mid_trial(folder: SweepFolder, min_epoch: int = 2) -> dict[str, int]:
     epoch. A resume restores each from at least that epoch (a later snapshot can only name a newer one)."""
     return {t: checkpoint_epoch(path) for t, (status, path) in saved_checkpoints(folder).items()
             if status not in ("TERMINATED", "ERROR") and path is not None and checkpoint_epoch(path) >= min_epoch}
+
+
+def kill_once_named(driver: Driver, folder: SweepFolder, min_epoch: int = 2) -> dict[str, int]:
+    """SIGKILL the driver (then its process group) once Ray's saved state names a checkpoint of epoch `min_epoch`
+    or later for a running trial; returns those trials with that epoch (`named_mid_trial`)."""
+    named: dict[str, int] = wait_until("Ray's saved state names a checkpoint of a running trial",
+                                       lambda: named_mid_trial(folder, min_epoch), driver)
+    driver.proc.send_signal(signal.SIGKILL)
+    driver.proc.wait(timeout=30)
+    driver.kill_group()
+    return named

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from sweeper.store.storage import Storage
 from tests.cli.test_bad_inputs import tree
-from tests.cli.test_resume import ray_reports, wait_for_epochs
+from tests.cli.test_resume import ray_reports
 from tests.drivers import REPO, Driver
+from tests.raystate import kill_once_named
 
 pytestmark = pytest.mark.e2e
 
@@ -80,12 +81,7 @@ def test_kill_9_then_resume_a_user_model_on_user_data_loses_nothing(tmp_path: Pa
     runs, folder = tmp_path / "runs", tmp_path / "runs" / "ukill"
     driver = Driver("launch", str(tmp_path / "kill.yaml"), "--storage", str(runs))
     drivers.append(driver)
-    wait_for_epochs(folder, 2, timeout=300)
-    driver.proc.send_signal(signal.SIGKILL)
-    driver.proc.wait(timeout=30)
-    driver.kill_group()
-    before = pd.read_parquet(folder / "epochs.parquet")
-    last_before = before.groupby("trial_id").epoch.max()
+    named = kill_once_named(driver, Storage.parse(str(runs)).folder("ukill"))
 
     resumed = Driver("resume", "ukill", "--storage", str(runs))
     drivers.append(resumed)
@@ -100,8 +96,8 @@ def test_kill_9_then_resume_a_user_model_on_user_data_loses_nothing(tmp_path: Pa
     assert trials.test_accuracy.between(0.5, 1.0).all()  # learnt the blobs, scored on the source's own test split
     assert trials.code.nunique() == 1 and trials.code.notna().all()
     restored = trials.set_index("trial_id").restored_from
-    for trial_id, last in last_before.items():  # went on from a checkpoint, not from scratch
-        assert restored[trial_id] >= 1 and int(last) - int(restored[trial_id]) <= 1, (trial_id, last, restored)
+    for trial_id, epoch in named.items():  # went on from (at least) the checkpoint Ray's state named at the kill
+        assert restored[trial_id] >= epoch, (trial_id, epoch, restored)
     logged = {(r["trial_id"], r["epoch"]) for r in ray_reports(folder)}
     assert logged <= set(zip(epochs.trial_id, epochs.epoch, strict=True))
     sweep = json.loads((folder / "sweep.json").read_text())

@@ -9,7 +9,6 @@ subprocesses (tests/drivers.py).
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,9 @@ from sweeper.run.training.factories import load_space
 from sweeper.run.training.loop import Tensors
 from sweeper.run.training.ownloop import run_own_loop
 from sweeper.run.training.usercode import roots_of
-from tests.cli.test_resume import wait_for_epochs
+from sweeper.store.storage import Storage
 from tests.drivers import Driver
+from tests.raystate import kill_once_named
 
 pytestmark = pytest.mark.e2e
 
@@ -198,10 +198,7 @@ def test_kill_9_then_resume_continues_each_trial_from_its_checkpoint_and_random_
     space, runs, driver = launch(tmp_path, drivers, "kill.yaml", "killloop", GRID, name="loopkill", epochs=5,
                                  rows=60_000)
     folder = runs / "loopkill"
-    wait_for_epochs(folder, 2, timeout=300)
-    driver.proc.send_signal(signal.SIGKILL)
-    driver.proc.wait(timeout=30)
-    driver.kill_group()
+    named = kill_once_named(driver, Storage.parse(str(runs)).folder("loopkill"))
 
     resumed = Driver("resume", "loopkill", "--storage", str(runs))
     drivers.append(resumed)
@@ -211,7 +208,8 @@ def test_kill_9_then_resume_continues_each_trial_from_its_checkpoint_and_random_
     epochs = pd.read_parquet(folder / "epochs.parquet")
     assert len(trials) == 2 and set(trials.state) == {"TERMINATED"} and trials.test_f1.notna().all()
     assert epochs.groupby("trial_id").epoch.apply(list).to_dict() == {t: [1, 2, 3, 4, 5] for t in trials.index}
-    assert (trials.restored_from >= 1).any()  # at least one went on from a checkpoint
+    for trial_id, epoch in named.items():  # went on from (at least) the checkpoint Ray's state named at the kill
+        assert trials.restored_from[trial_id] >= epoch, (trial_id, epoch, trials.restored_from)
     for trial_id, row in trials.iterrows():
         expected = recompute(space, {"lr": row.param_lr})
         got = epochs[epochs.trial_id == trial_id].sort_values("epoch")

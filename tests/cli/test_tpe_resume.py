@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,14 @@ import optuna
 from ray import cloudpickle
 from ray.tune.search.optuna import OptunaSearch
 
+from sweeper.run.recovery import whole_state
 from sweeper.run.search.plans import sampler
 from sweeper.run.search.searcher import SweepSearch
 from sweeper.spec.loader import load
 from sweeper.store.files import EPOCHS_FILE, TRIALS_FILE
 from sweeper.store.parquet import read_rows
 from sweeper.store.storage import Storage, SweepFolder
-from tests.drivers import Driver
+from tests.drivers import Driver, wait_until
 
 SPACE = """
 name: tpekill
@@ -50,16 +50,18 @@ parameters:
 ENDED = {"TERMINATED", "ERROR"}
 
 
-def ended_rows(folder: SweepFolder, at_least: int, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if sum(r["state"] in ENDED for r in read_rows(folder, TRIALS_FILE)) >= at_least:
-                return
-        except Exception:  # a file caught mid-replace on a slow disk: look again
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"fewer than {at_least} trials ended in {folder} within {timeout}s")
+def snapshot_after_ended(folder: SweepFolder, at_least: int, driver: Driver) -> None:
+    """Wait until `at_least` trials ended in trials.parquet and Ray has saved a whole snapshot of the experiment,
+    the searcher and the generator (the searcher's and generator's files are replaced atomically; the experiment
+    state may be caught mid-write, which the resume sets aside): what hand_out_a_trial_ray_never_saved edits."""
+
+    def ready() -> bool:
+        ended = sum(r["state"] in ENDED for r in read_rows(folder, TRIALS_FILE))
+        root = folder.path
+        return (ended >= at_least and whole_state(folder) and any(root.glob("searcher-state-*.pkl"))
+                and any(root.glob("search_gen_state-*.json")))
+
+    wait_until(f"{at_least} trials ended and Ray saved the searcher", ready, driver)
 
 
 def hand_out_a_trial_ray_never_saved(folder: SweepFolder, space: Path, trial_id: str) -> None:
@@ -95,7 +97,7 @@ def test_tpe_sweep_killed_then_resumed_keeps_its_trials_and_its_history(
     folder = Storage.parse(str(runs)).folder("tpekill")
     driver = Driver("launch", str(path), "--storage", str(runs), "--data-dir", str(real_data), "-q")
     drivers.append(driver)
-    ended_rows(folder, 2)
+    snapshot_after_ended(folder, 2, driver)
     driver.proc.send_signal(signal.SIGKILL)
     driver.proc.wait(timeout=30)
     driver.kill_group()
