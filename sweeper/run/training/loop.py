@@ -15,12 +15,13 @@ Fast by default, with the results of the plain loop up to float rounding (each c
   every activation around every convolution (`fast_layout`); your own model with convolutions too, where its
   forward takes a channels_last batch (tried once on two images); a state_dict of either layout loads into the
   other, and exports are built contiguous;
+- relu after a max-pool instead of before, in the built-in cnn (models.py) and in your own model's nn.Sequential
+  layers (`relu_after_pool`): bit for bit the same;
 - the fused optimizer kernel (Adam, AdamW, SGD) where the device has one (CPU, CUDA): one pass over the weights;
 - evaluation at a batch chosen for the device (EVAL_BATCH on a CPU: its activations stay near the cache; whole
   splits on a GPU), in inference mode, the sums kept on the device;
 - glibc told to keep freed memory (`tune_allocator`): a step's big buffers are reused instead of being handed back
   to the OS and faulted in again at the next step;
-- relu after a max-pool instead of before (models.py: bit for bit the same);
 - nothing that makes the host wait for the GPU within an epoch: the loss and accuracy are summed on the device,
   and augmentation draws an epoch's shifts and flips at its start (the same numbers, augment.py).
 What changes numerics beyond rounding is the trial's `precision` key, fp32 unless a space says otherwise:
@@ -187,9 +188,31 @@ def fast_layout(model: nn.Module, p: TrialParams, sample: torch.Tensor | None = 
         model.to(memory_format=torch.channels_last)
     elif sample is not None and sample.dim() == 4 and model not in _PROBED:
         _PROBED.add(model)
+        relu_after_pool(model)
         if any(isinstance(m, nn.Conv2d) for m in model.modules()) and not _channels_last_runs(model, sample):
             model.to(memory_format=torch.contiguous_format)
     return model
+
+
+def relu_after_pool(model: nn.Module) -> int:
+    """In every nn.Sequential of `model`, an nn.ReLU directly followed by an nn.MaxPool2d (both exactly those
+    classes, the pool giving no indices) swaps places with it: relu and max commute, so outputs and gradients are
+    bit for bit the same (models.py's note, test_relu_after_max_pool_is_bit_identical), with the relu on a
+    quarter of the values, as the built-in cnn does. Neither has parameters, so the state_dict's keys stay.
+    Returns how many pairs were swapped."""
+    swapped = 0
+    for seq in [m for m in model.modules() if type(m) is nn.Sequential]:
+        names = list(seq._modules)
+        i = 0
+        while i < len(names) - 1:
+            first, second = seq._modules[names[i]], seq._modules[names[i + 1]]
+            if type(first) is nn.ReLU and type(second) is nn.MaxPool2d and not second.return_indices:
+                seq._modules[names[i]], seq._modules[names[i + 1]] = second, first
+                swapped += 1
+                i += 2
+            else:
+                i += 1
+    return swapped
 
 
 def _channels_last_runs(model: nn.Module, sample: torch.Tensor) -> bool:

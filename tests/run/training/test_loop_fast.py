@@ -568,3 +568,30 @@ def test_your_own_conv_model_trains_in_channels_last_where_its_forward_takes_it(
     fast_layout(model, p, subset.x_train[:2])
     assert torch.equal(torch.get_rng_state(), rng) and model.training
     assert (memory_format(model) == torch.channels_last) is expected
+
+
+def test_your_own_sequential_gets_relu_after_its_max_pools_bit_for_bit() -> None:
+    """relu_after_pool swaps every nn.ReLU that directly precedes an nn.MaxPool2d in an nn.Sequential (nested ones
+    too): the forward's output and every gradient are bit for bit those of the model as written, and the
+    state_dict's keys stay (exports rebuild the model as written and load them)."""
+    import copy
+
+    from sweeper.run.training.loop import relu_after_pool
+
+    torch.manual_seed(0)
+    inner = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2))
+    written = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2, padding=1), inner,
+                            nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.LazyLinear(10))
+    x = torch.randn(16, 1, 28, 28)
+    written(x)  # the lazy layer takes its shape
+    swapped = copy.deepcopy(written)
+    assert relu_after_pool(swapped) == 2  # not the relu before the average pool: those do not commute
+    assert [type(m).__name__ for m in swapped[:3]] == ["Conv2d", "MaxPool2d", "ReLU"]
+    assert list(swapped.state_dict()) == list(written.state_dict())
+    outputs = []
+    for model in (written, swapped):
+        out = model(x)
+        out.square().sum().backward()
+        outputs.append((out, [q.grad for q in model.parameters()]))
+    assert torch.equal(outputs[0][0], outputs[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(outputs[0][1], outputs[1][1], strict=True))
