@@ -45,12 +45,12 @@ def medium_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def wait_for_epochs(folder: Path, at_least: int, driver: Driver) -> pd.DataFrame:
     """epochs.parquet once a trial reached epoch `at_least` (failing at once if the driver ended first)."""
 
-    def reached() -> pd.DataFrame | None:
+    def reached() -> list[pd.DataFrame]:
         epochs = pd.read_parquet(folder / "epochs.parquet")
-        return epochs if len(epochs) and epochs.epoch.max() >= at_least else None
+        return [epochs] if len(epochs) and epochs.epoch.max() >= at_least else []
 
-    found: pd.DataFrame = wait_until(f"a trial reached epoch {at_least} in {folder}", reached, driver)
-    return found
+    found: list[pd.DataFrame] = wait_until(f"a trial reached epoch {at_least} in {folder}", reached, driver)
+    return found[0]
 
 
 def ray_reports(folder: Path) -> list[dict]:
