@@ -35,8 +35,9 @@ from typing import Any
 from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher, SearchGenerator
 
 from sweeper.errors import SweeperError
+from sweeper.run.driver.loggers import file_loggers
 from sweeper.run.driver.recorder import ParquetRecorder
-from sweeper.run.driver.tuner import file_loggers, trainable
+from sweeper.run.driver.tuner import trainable
 from sweeper.run.history import HISTORY_FILE, parse
 from sweeper.run.search.searcher import SweepLimiter, SweepSearch, searcher_of
 from sweeper.run.search.variants import (  # SweepVariants: importable from here too, its first home
@@ -374,7 +375,7 @@ def restore_tuner(runs: SweepFolder, space: Space, splits: Splits, errored: Erro
         raise SweeperError("resuming a sweep through Ray Client (ray://) is not supported; use --address HOST:PORT")
     run_config = internal.get_run_config()
     kept = [c for c in run_config.callbacks or [] if not isinstance(c, ParquetRecorder)]
-    # a sweep launched before tuner.file_loggers named Ray's file loggers gets them (Ray adds none of its own now)
+    # a sweep launched before loggers.py gets its loggers (else Ray would add its TensorBoard one)
     kept += [logger for logger in file_loggers() if not any(type(c) is type(logger) for c in kept)]
     run_config.callbacks = [*kept, recorder]
     # A grid sweep launched before plans.py built its generator as a SweepVariants pickled a plain

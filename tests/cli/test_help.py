@@ -137,7 +137,7 @@ def test_a_launch_imports_torch_in_the_driver_only_to_calibrate(tmp_path: Path, 
     """The driver of a sweep of built-in models never imports torch (nor torchvision) once the calibration cache
     holds its architecture: trials import it in their own processes. The first launch on a cold cache times the
     architecture with torch in the driver, as the dry run does. (Ray's automatic TensorBoard logger imported it
-    at every launch: tuner.file_loggers.)"""
+    at every launch: run/driver/loggers.py.)"""
     (tmp_path / "space.yaml").write_text("epochs: 1\nscheduler: {type: fifo}\ndata: {train_subset: 300, val_subset: "
                                          "100, test_subset: 100}\nparameters: {model: mlp, hidden: [8]}\n")
     env = {**os.environ, "SWEEPER_STORAGE": str(tmp_path / "runs"), "SWEEPER_CACHE_DIR": str(tmp_path / "cache")}

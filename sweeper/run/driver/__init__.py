@@ -2,6 +2,7 @@
 of a sweep loads the data with numpy and hands it to the trials.
 
 - `tuner`: the scheduler (ASHA or FIFO), the trainable with its data and resources, a new Tuner;
+- `loggers`: Ray's result.json and progress.csv loggers, and no TensorBoard logger (it would import torch);
 - `recorder`: the Tune callback that writes every epoch and every trial's end to Parquet and tells the live view;
 - `startup`: starting (or joining) Ray with the Tuner's imports done meanwhile, and where the start-up time goes;
 - `cluster`: joining a Ray cluster: every node must see the storage, and runs the trials' code;

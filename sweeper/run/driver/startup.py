@@ -78,9 +78,6 @@ class Startup:
 # too short where a stopped trial's clean-up (Ray persisting its files, our gc) runs on a loaded machine: the
 # chaos soak met it (benchmarks/chaos.py), and it left CI's resumed TPE sweep short of its budget.
 REUSE_WAIT_VAR, REUSE_WAIT_S = "TUNE_FUNCTION_THREAD_TIMEOUT_S", "60"
-# Ray adds a logger of each kind a run config lacks; tuner.file_loggers names the two sweeper keeps, and this stops
-# Ray adding its TensorBoard logger (which imports torch into the driver) unless the user asked for it.
-NO_AUTO_LOGGERS_VAR = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
 
 
 def init_ray(address: str | None, verbose: bool = False, space: Space | None = None) -> None:
@@ -91,7 +88,6 @@ def init_ray(address: str | None, verbose: bool = False, space: Space | None = N
 
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault(REUSE_WAIT_VAR, REUSE_WAIT_S)  # this process's Ray and its workers inherit it
-    os.environ.setdefault(NO_AUTO_LOGGERS_VAR, "1")
     if ray.is_initialized():
         return
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "INFO" if verbose else "WARNING",

@@ -16,16 +16,6 @@ from sweeper.spec.space import Space
 from sweeper.store.storage import SweepFolder
 
 
-def file_loggers() -> list[Any]:
-    """Ray's per-trial result.json (which a resume backfills from) and progress.csv, named so Ray adds no logger of
-    its own: its automatic TensorBoard logger imports tensorboardX, and with it torch, into the driver (2 s of
-    start-up on 2 cores, and a driver that otherwise never imports torch). TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0
-    in the environment brings TensorBoard's event files back (startup.init_ray sets it to 1 only if unset)."""
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-
-    return [JsonLoggerCallback(), CSVLoggerCallback()]
-
-
 def scheduler(space: Space) -> Any:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -54,6 +44,8 @@ def new_tuner(space: Space, folder: SweepFolder, splits: Splits, max_failures: i
     trials are chosen (run/search's plans; a searcher under run/recovery.py's SweepGenerator)."""
     from ray import tune
 
+    from sweeper.run.driver.loggers import file_loggers
+
     spec = space.spec
     return tune.Tuner(
         trainable(space, splits),
@@ -65,7 +57,7 @@ def new_tuner(space: Space, folder: SweepFolder, splits: Splits, max_failures: i
         ),
         run_config=tune.RunConfig(
             name=folder.name, storage_path=folder.storage.location,
-            callbacks=[recorder, *file_loggers()],
+            callbacks=[recorder, *file_loggers()],  # loggers.py: Ray adds no TensorBoard logger
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # see recovery.repair_checkpoints
             failure_config=tune.FailureConfig(max_failures=max_failures),
             verbose=0,
