@@ -298,7 +298,8 @@ parameters: {model: logreg, lr: {grid: [0.01, 0.1]}}
 
 def only_the_named_checkpoint(fs: Any, named: str) -> int:
     """Leave the trial's folder holding only the checkpoint Ray's saved state names, whole: if Ray had deleted it
-    already (it registered the next: the saved state lags), the next one put back under its name. Returns the epoch
+    already (it registered the next: the saved state lags), or had begun to (on S3 a folder goes file by file: its
+    history.jsonl can outlive its state.pt), the next one put back under its name. Returns the epoch
     its state.pt holds (checkpoint_00000k of a trial never restored is epoch k+1)."""
     import pyarrow.fs as pafs
 
@@ -306,7 +307,7 @@ def only_the_named_checkpoint(fs: Any, named: str) -> int:
     others = sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(trial_dir))
                     if i.base_name.startswith("checkpoint_") and i.base_name != name)
     source = name
-    if fs.get_file_info(named).type != pafs.FileType.Directory:
+    if fs.get_file_info(f"{named}/state.pt").type != pafs.FileType.File:  # deleted, or (S3) its deletion cut short
         source = next(o for o in others if o > name)
         fs.create_dir(named)
         pafs.copy_files(f"{trial_dir}/{source}", named, source_filesystem=fs, destination_filesystem=fs)
