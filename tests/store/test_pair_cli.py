@@ -69,7 +69,8 @@ parameters: {model: logreg, lr: {grid: [0.01, 0.1]}}
 def test_a_launch_killed_between_its_writes_shows_the_pair_agree_and_resumes_whole(
     where: tuple[str, dict[str, str] | None], tmp_path: Path, tiny_data: Path, reaped: list[Driver]
 ) -> None:
-    """A real `sweeper launch` stopped right after its third flush that added an epoch row wrote epochs.parquet
+    """A real `sweeper launch` stopped right after the third write that grew epochs.parquet (the empty file's at the
+    start counts, so at least 2 rows, more where the writer batched results) wrote epochs.parquet
     (its first trial mid-way, however many epochs a write batches: Ray's grid generator restored with a trial in its
     live set that ended after its snapshot waits for it, under max_concurrent, for Ray's 10-minute timeout), killed
     there with its Ray; status and report agree with epochs.parquet; `sweeper resume` ends the sweep with both files
@@ -90,7 +91,7 @@ def test_a_launch_killed_between_its_writes_shows_the_pair_agree_and_resumes_who
     rows = Counter(epochs.column("trial_id").to_pylist())
 
     trial_epochs, per_trial = cli_epochs(storage, "torn", env)
-    assert trial_epochs == epochs.num_rows >= 3
+    assert trial_epochs == epochs.num_rows >= 2  # the 3rd growing write: an empty file's, then at least 1, 2
     assert per_trial == {t: rows[t] for t in per_trial} and set(rows) <= set(per_trial)
 
     resumed = Driver("resume", "torn", "--storage", storage, "--quiet", env=env)
