@@ -39,6 +39,23 @@ class Driver:
         except ProcessLookupError:
             pass
 
+    def kill_session(self, timeout: float = 30) -> None:
+        """SIGKILL the driver and every process of its session (Ray's workers have process groups of their own),
+        and return once none is left alive: as a machine's crash leaves it, so that no trial worker still
+        uploads a checkpoint while the test reads or edits storage."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while live := [pid for pid in session_pids(self.proc.pid) if not zombie(pid)]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"session {self.proc.pid} still has live processes: {live}")
+            for pid in live:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
+
 
 DEADLINE_S = 300  # for any one event (a row appearing) on a machine shared with other test runs
 
@@ -57,6 +74,15 @@ def session_pids(sid: int) -> list[int]:
         if int(stat[stat.rindex(")") + 2:].split()[3]) == sid:
             pids.append(int(entry))
     return pids
+
+
+def zombie(pid: int) -> bool:
+    """Ended but not yet reaped by its parent (or gone already)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2] in "ZX"
 
 
 def cmdline(pid: int) -> str:

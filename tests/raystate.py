@@ -4,7 +4,6 @@ fault test can wait for the moment it needs (a checkpoint named, a snapshot take
 from __future__ import annotations
 
 import json
-import signal
 
 from sweeper.run.recovery import newest_state
 from sweeper.store.storage import SweepFolder
@@ -41,11 +40,9 @@ def named_mid_trial(folder: SweepFolder, min_epoch: int = 2) -> dict[str, int]:
 
 
 def kill_once_named(driver: Driver, folder: SweepFolder, min_epoch: int = 2) -> dict[str, int]:
-    """SIGKILL the driver (then its process group) once Ray's saved state names a checkpoint of epoch `min_epoch`
+    """SIGKILL the driver's whole session once Ray's saved state names a checkpoint of epoch `min_epoch`
     or later for a running trial; returns those trials with that epoch (`named_mid_trial`)."""
     named: dict[str, int] = wait_until("Ray's saved state names a checkpoint of a running trial",
                                        lambda: named_mid_trial(folder, min_epoch), driver)
-    driver.proc.send_signal(signal.SIGKILL)
-    driver.proc.wait(timeout=30)
-    driver.kill_group()
+    driver.kill_session()
     return named
