@@ -13,6 +13,7 @@ Modules:
   loader      YAML text or file -> a validated Space (its `when`s included); every violation one line naming file,
               key and rule
   cost        the one cost model: ASHA rungs, each trial's epoch budget, expected trial-epochs and wall time
+  asha        how often a trial passes each ASHA rung, from playing the sweep through Ray's own promotion rule
   grow        what `sweeper extend` may change in a sweep's space (it adds trials, never alters those that ran)
 
 May import: sweeper.errors, pydantic, yaml. Nothing else of sweeper's; never torch, ray or pandas.

@@ -2,9 +2,9 @@
 is expected to spend. `launch --dry-run`, the live view, `sweeper status` and reports all use it.
 
 Cost is counted in trial-epochs. Each trial's budget is the sweep's `epochs`, or its own `max_epochs` when that is
-smaller (slides.yaml's variants run 10 to 100 epochs each). Under ASHA a trial is expected to pass k rungs with
-probability max(1/rf^k, 1/trials): the scheduler keeps the top 1/rf at each rung, and at least one trial
-goes on.
+smaller (slides.yaml's variants run 10 to 100 epochs each). Under ASHA the chance that a trial passes each rung
+comes from playing the sweep through Ray's own promotion rule (spec/asha.py): more than 1/rf of a rung's trials go
+on, the first to arrive most of all, and under TPE more still.
 
 Time is trial-epochs times seconds per epoch. An epoch's cost depends on the trial's architecture only (ARCH_KEYS
 and the data sizes); sweeper/run/calibrate measures seconds per epoch per architecture on this machine, launch
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, assert_never
 
 from sweeper.errors import SweeperError
+from sweeper.spec import asha
 from sweeper.spec.conditions import VARIANT
 from sweeper.spec.params import TrialParams, applies
 from sweeper.spec.schema import DataSpec, SweepSpec
@@ -35,11 +36,10 @@ class CostModel:
     """Expected trial-epochs of one trial under the sweep's scheduler."""
 
     milestones: tuple[int, ...] = ()  # epochs at which ASHA decides whether a trial goes on (empty: FIFO)
-    reduction_factor: float = 3.0
-    floor: float = 1.0  # the smallest chance of passing a rung: 1 / trials (ASHA always keeps one)
+    passing: tuple[float, ...] = ()  # the chance a trial that reaches each milestone goes on (spec/asha.py)
 
     def survival(self, rungs_passed: int) -> float:
-        return max(self.reduction_factor ** -rungs_passed, self.floor)
+        return math.prod(self.passing[:rungs_passed])
 
     def expected(self, budget: int, start: int = 0) -> float:
         """Epochs a trial with this budget is expected to run from epoch `start` on, given it reached `start`."""
@@ -106,9 +106,12 @@ def cost(space: Space) -> Cost:
     budgets_ = budgets(space)
     if sched.type != "asha":
         return Cost(budgets_, CostModel(), asha=False)
-    model = CostModel(asha_milestones(spec.epochs, sched.grace_period, sched.reduction_factor),
-                      sched.reduction_factor, 1.0 / max(len(budgets_), 1))
-    return Cost(budgets_, model, asha=True)
+    milestones = asha_milestones(spec.epochs, sched.grace_period, sched.reduction_factor)
+    # Trials at once barely move the chances (a 32-trial sweep: within 0.03 from 1 to 4 at once), so where
+    # max_concurrent does not say, 2 serves every caller, the dry run before it knows the machine included.
+    odds = asha.passing(milestones, budgets_, sched.reduction_factor, spec.max_concurrent or 2,
+                        asha.TPE_TREND if space.search == "tpe" else 0.0)
+    return Cost(budgets_, CostModel(milestones, odds), asha=True)
 
 
 # -- time -------------------------------------------------------------------------------------------------------

@@ -77,8 +77,9 @@ def test_expected_wall_from_seconds_per_epoch_and_asha(tmp_path: Path) -> None:
     assert len(archs) == 4 and len(set(archs)) == 2  # lr does not change an epoch's cost
     cheap, dear = archs[0], next(a for a in archs if a != archs[0])
     seconds = {cheap: 1.0, dear: 10.0}
-    per_trial = c.model.expected(9)  # rungs at 1, 3, 9 of 4 trials: 1 + 2/3 + 6/9 (floor 1/4 at the last)
-    assert per_trial == pytest.approx(1 + 2 / 3 + 6 * max(1 / 9, 1 / 4))
+    per_trial = c.model.expected(9)  # rungs at 1, 3 (9 is the end): 1 epoch, 2 more if it passes 1, 6 if also 3
+    first, second = c.model.passing[:2]
+    assert per_trial == pytest.approx(1 + 2 * first + 6 * first * second)
     works = [per_trial * seconds[a] for a in archs]
     bare = {"per_trial": 0.0, "per_epoch": 0.0}
     assert expected_wall(c, archs, seconds, slots=1, startup=5, **bare) == pytest.approx(5 + sum(works))

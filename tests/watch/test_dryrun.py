@@ -57,8 +57,10 @@ parameters: {model: logreg, lr: {grid: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 
 """)
     c = cost(space)
     assert c.budgets == (27,) * 9 and c.model.milestones == (1, 3, 9, 27)
-    # rungs 1, 3, 9: 9 trials x 1 + 3 x 2 + 1 x 6 + 1 x 18
-    assert (c.full, c.expected, c.mean_trial) == (243, pytest.approx(39), pytest.approx(39 / 9))
+    # rungs 1, 3, 9 (27 is the end): each trial runs 1 epoch, 2 more if it passes rung 1, 6 more if also 3, ...
+    p = c.model.passing
+    each = 1 + 2 * p[0] + 6 * p[0] * p[1] + 18 * p[0] * p[1] * p[2]
+    assert (c.full, c.expected, c.mean_trial) == (243, pytest.approx(9 * each), pytest.approx(each))
 
 
 def test_asha_expectation_honours_each_trials_max_epochs(tmp_path: Path) -> None:
@@ -68,9 +70,9 @@ scheduler: {type: asha, grace_period: 1, reduction_factor: 3}
 variants: [{name: short, model: logreg, max_epochs: 2}, {name: long, model: logreg}]
 """))
     assert c.budgets == (2, 9) and c.full == 11
-    # two trials: the chance of passing k rungs is max(3^-k, 1/2); rungs at 1, 3 (9 is the end)
-    # short: 1 + 1 x 1/2 = 1.5; long: 1 + 2 x 1/2 + 6 x 1/2 = 5
-    assert c.expected == pytest.approx(6.5)
+    # rungs at 1, 3 (9 is the end); short: 1 + 1 more if it passes rung 1; long: 1 + 2 x that + 6 if it passes 3 too
+    first, second = c.model.passing[:2]
+    assert c.expected == pytest.approx((1 + first) + (1 + 2 * first + 6 * first * second))
 
 
 def test_a_searched_max_epochs_counts_at_its_largest(tmp_path: Path) -> None:
@@ -79,7 +81,7 @@ def test_a_searched_max_epochs_counts_at_its_largest(tmp_path: Path) -> None:
 
 
 def test_expected_from_an_epoch_is_conditional_on_reaching_it() -> None:
-    model = CostModel(milestones=(1, 3, 9), reduction_factor=3, floor=0.01)
+    model = CostModel(milestones=(1, 3, 9), passing=(1 / 3, 1 / 3, 1 / 3))
     assert model.expected(9) == pytest.approx(1 + 2 / 3 + 6 / 9)
     assert model.expected(9, start=3) == pytest.approx(6)  # past the last rung: runs to the end
     assert model.expected(9, start=2) == pytest.approx(1 + 6 / 3)

@@ -136,7 +136,8 @@ def test_quiet_view_prints_plain_lines(space: Space, folder: SweepFolder) -> Non
     view.experiment_ended([row("a", "TERMINATED", 1, 0.8, stopped_by="asha")])
     view.close()
     lines = buf.getvalue().splitlines()
-    assert lines[0] == "sweep lv: 4 trials, at most 16 trial-epochs, about 8 expected under ASHA"
+    expected = cost(space).expected
+    assert lines[0] == f"sweep lv: 4 trials, at most 16 trial-epochs, about {expected:.0f} expected under ASHA"
     assert lines[1] == "Ctrl-C stops it, state saved; `sweeper resume lv` goes on"  # (no time model given)
     assert lines[2].startswith("progress: lv: 0/4 trials ended; 1 running, 3 pending; elapsed ")
     assert "[1/4] trial a lin: stopped" in lines
