@@ -120,10 +120,11 @@ def cost(space: Space) -> Cost:
 ARCH_KEYS = ("model", "hidden", "conv_layers", "filters", "kernel_size", "padding", "pooling", "pool_every", "dense",
              "batch_norm", "batch_size")
 TRAIN_FILE_IMAGES = 60_000  # Fashion-MNIST's training file: train + validation
-# Fixed cost of a local launch besides its epochs: imports, data load, Ray start, the trials' worker processes
-# (torch import), shutdown. Measured on the shared 2-core dev machine (loaded): a 2-trial, 3-epoch CNN sweep on
-# 2,000 images took 33 s of wall time for about 4 s of packed epochs, so ~28 s.
-STARTUP_S = 28.0
+# Fixed cost of a local launch besides its epochs: imports, data load, Ray start, the first trial's worker process
+# (torch import), shutdown. Measured on the 2-core dev machine, quiet (benchmarks/overhead.py --four-small,
+# 2026-12-07): 9.7 s (8.6-14.5) from the command's start to its first epoch, which holds that epoch (about 1.5 s),
+# and about 1 s after the last; a loaded machine takes longer (28 s was measured under a load average of 2 to 3).
+STARTUP_S = 10.0
 # What each trial costs besides its epochs' training and evaluation, measured on the same machine with
 # examples/cancer_mlp (150 trials of 60 tiny epochs, 2 at a time): Ray placing the trial in a (reused) worker and the
 # trial's set-up, about 1.3 s of its slot; and per epoch the report with its checkpoint, about 0.024 s (0.047 s of

@@ -5,7 +5,8 @@ count, and the trial's own train_epoch and evaluate run on random images of the 
 training batches for at least MIN_TIMED_S, and one evaluation batch of the trial's size), while as many helper
 processes as the sweep runs other trials at once on this machine train the same architecture (load.py: trials
 that share a machine slow each other). The measured seconds per training batch and per evaluated image are cached
-in the user's cache folder, keyed by architecture, torch version, threads, trials at once, machine and METHOD, so a
+in the user's cache folder, keyed by architecture, torch version, threads, trials at once, machine and METHOD, with
+the machine's load when they were taken (one taken while the machine was busier than it is now is retaken), so a
 second dry run does not import torch at all; an epoch's seconds are extrapolated from them to the sweep's
 train/validation sizes.
 """
@@ -34,6 +35,10 @@ CACHE_FILE = "calibration.json"
 # In the cache key: entries timed another way are not used (1: a bare step loop, 512-image evaluation; 2: the loop
 # before issue 27's fast path: contiguous layout, for-loop optimizers, glibc's default thresholds, batch 2,048).
 METHOD = 3
+# A cached timing is retaken when it was taken while this machine was busier than it is now, by at least this much
+# load average per CPU (or when it does not say): timings taken under load stay too slow for good otherwise (an
+# entry taken under load made a quiet machine's dry run 2.2x the actual, benchmarks/eta.py).
+BUSIER = 0.5
 
 
 def machine() -> str:
@@ -45,6 +50,14 @@ def machine() -> str:
     except OSError:
         pass
     return f"{platform.system()} {platform.machine()} {model or platform.processor()} x{os.cpu_count()}"
+
+
+def machine_load() -> float:
+    """This machine's load average over the last minute, per CPU, before any helper of ours starts."""
+    try:
+        return os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:  # pragma: no cover - not on Linux or macOS
+        return 0.0
 
 
 def _torch_version() -> str:
@@ -137,12 +150,15 @@ def seconds_per_epoch(space: Space, data: DataShape | None = None) -> dict[str, 
     archs = list(dict.fromkeys(trial_architectures(space)))
     keys = {a: cache_key(a, n_threads, at_once, w.cache_part(a)) for a in archs}
     entries = {a: cache.get(keys[a]) for a in archs}
-    missing = [a for a, e in entries.items() if not isinstance(e, dict)]
+    now = machine_load()
+    missing = [a for a, e in entries.items()
+               if not isinstance(e, dict) or not isinstance(e.get("load"), int | float) or e["load"] - now >= BUSIER]
     if missing:
         with Load(at_once - 1, n_threads, w) as load:
             for arch in missing:
                 load.train(arch)
-                entries[arch] = measure(w.params(arch), n_threads, w) | {"architecture": arch, "at_once": at_once}
+                entries[arch] = measure(w.params(arch), n_threads, w) | {"architecture": arch, "at_once": at_once,
+                                                                          "load": now}
         _write_cache({keys[a]: entries[a] for a in missing})
     out = {}
     for arch, entry in entries.items():

@@ -49,6 +49,7 @@ def test_seconds_per_epoch_are_positive_architecture_dependent_and_cached(
     space = load(path)
     archs = trial_architectures(space)
     assert len(archs) == 4 and len(set(archs)) == 2
+    monkeypatch.setattr(calibrate, "machine_load", lambda: 1.2)  # a busy machine (per CPU)
     seconds = calibrate.seconds_per_epoch(space)
     assert set(seconds) == set(archs) and all(s > 0 for s in seconds.values())
     small = architecture(TrialParams(conv_layers=4, filters=8, pool_every=2).model_dump())
@@ -61,8 +62,18 @@ def test_seconds_per_epoch_are_positive_architecture_dependent_and_cached(
 
     monkeypatch.setattr(calibrate, "measure", no_measuring)
     assert calibrate.seconds_per_epoch(space) == seconds  # cached: nothing measured
+    monkeypatch.setattr(calibrate, "machine_load", lambda: 0.8)  # a little quieter: still good enough
     timing = calibrate.timing(space)
     assert timing["seconds_per_epoch"] == seconds and 1 <= timing["slots"] <= 4
+
+    retaken: list[object] = []
+    monkeypatch.setattr(calibrate, "measure", lambda *a: retaken.append(a) or {"train_batch_s": 1.0,
+                                                                                "eval_image_s": 0.0})
+    monkeypatch.setattr(calibrate, "machine_load", lambda: 0.6)  # quieter by at least BUSIER: taken again
+    assert set(calibrate.seconds_per_epoch(space).values()) == {63.0}  # 2,000 images in batches of 32
+    assert len(retaken) == 2
+    entries = json.loads((cache / calibrate.CACHE_FILE).read_text())
+    assert sorted(e["load"] for e in entries.values()) == [0.6, 0.6]
 
 
 def test_params_of_an_architecture_round_trips() -> None:
