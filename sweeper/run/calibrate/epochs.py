@@ -6,7 +6,7 @@ training batches for at least MIN_TIMED_S, and one evaluation batch of the trial
 processes as the sweep runs other trials at once on this machine train the same architecture (load.py: trials
 that share a machine slow each other). The measured seconds per training batch and per evaluated image are cached
 in the user's cache folder, keyed by architecture, torch version, threads, trials at once, machine and METHOD, with
-the machine's load when they were taken (one taken while the machine was busier than it is now is retaken), so a
+the machine's load when they were taken (one taken on a saturated machine that is quieter now is retaken), so a
 second dry run does not import torch at all; an epoch's seconds are extrapolated from them to the sweep's
 train/validation sizes.
 """
@@ -35,10 +35,11 @@ CACHE_FILE = "calibration.json"
 # In the cache key: entries timed another way are not used (1: a bare step loop, 512-image evaluation; 2: the loop
 # before issue 27's fast path: contiguous layout, for-loop optimizers, glibc's default thresholds, batch 2,048).
 METHOD = 3
-# A cached timing is retaken when it was taken while this machine was busier than it is now, by at least this much
-# load average per CPU (or when it does not say): timings taken under load stay too slow for good otherwise (an
-# entry taken under load made a quiet machine's dry run 2.2x the actual, benchmarks/eta.py).
-BUSIER = 0.5
+# A cached timing is retaken when it was taken on a saturated machine (load average per CPU at least SATURATED) that
+# is quieter now by at least BUSIER per CPU, or when it does not say: timings taken under load stay too slow for
+# good otherwise (an entry taken under load made a quiet machine's dry run 2.2x the actual, benchmarks/eta.py). A
+# one-minute load average moves slowly, so two launches in a row keep their timings.
+SATURATED, BUSIER = 1.0, 0.5
 
 
 def machine() -> str:
@@ -151,8 +152,8 @@ def seconds_per_epoch(space: Space, data: DataShape | None = None) -> dict[str, 
     keys = {a: cache_key(a, n_threads, at_once, w.cache_part(a)) for a in archs}
     entries = {a: cache.get(keys[a]) for a in archs}
     now = machine_load()
-    missing = [a for a, e in entries.items()
-               if not isinstance(e, dict) or not isinstance(e.get("load"), int | float) or e["load"] - now >= BUSIER]
+    missing = [a for a, e in entries.items() if not isinstance(e, dict) or not isinstance(e.get("load"), int | float)
+               or (e["load"] >= SATURATED and e["load"] - now >= BUSIER)]
     if missing:
         with Load(at_once - 1, n_threads, w) as load:
             for arch in missing:
