@@ -14,7 +14,9 @@ ahead, of trials.parquet and epochs.parquet, which the recorder writes as result
 While Ray restores (`SweepGenerator`, the search algorithm every random or TPE sweep runs under):
 - `adopt_recorded`: the searcher learns the trials that ended in trials.parquet after its last snapshot;
 - `SweepVariants` (grid search; run/search/variants.py, every grid sweep's generator): Ray's generator holds
-  `max_concurrent` slots only for the trials Ray restored;
+  `max_concurrent` slots only for the trials Ray restored, never hands out again an id Ray restored or
+  trials.parquet holds (its state may be behind the experiment state), and plans again the points of trials it
+  handed out that neither holds (its state may be ahead);
 - `agree`: the searcher and the concurrency limiter agree with the unfinished trials Ray restored: a trial Ray
   lost goes back to the budget (a replicate's seed to its configuration), a trial the searcher never handed
   out counts and is learnt when it ends, and the generator's trial count is the budget spent.
@@ -382,6 +384,9 @@ def restore_tuner(runs: SweepFolder, space: Space, splits: Splits, errored: Erro
     # BasicVariantGenerator: it becomes one here (the same state, one more rule on restore). Newer ones already are.
     if type(internal._tune_config.search_alg) is BasicVariantGenerator:
         internal._tune_config.search_alg.__class__ = SweepVariants
+    if isinstance(internal._tune_config.search_alg, SweepVariants):  # ids it must not hand out again
+        recorded = read_rows(recorder.folder, TRIALS_FILE)
+        internal._tune_config.search_alg.recorded = frozenset(r["trial_id"] for r in recorded)
     searcher = searcher_of(internal._tune_config.search_alg)
     if searcher is not None:  # it reads trials.parquet where this process finds it
         searcher.folder = recorder.folder
