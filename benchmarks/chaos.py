@@ -124,6 +124,7 @@ def soak(seed: int, kills: int, root: Path) -> dict[str, Any]:
     epochs = pq.read_table(folder / "epochs.parquet").to_pylist()
     if len(trials) != BUDGET or len({t["trial_id"] for t in trials}) != BUDGET:
         broken.append(f"{len(trials)} trials, not the budget of {BUDGET}")
+    broken += [f"trial {t['trial_id']} failed: {str(t.get('error'))[-400:]}" for t in trials if t["state"] == "ERROR"]
     unended = [t["trial_id"] for t in trials if t["state"] not in ("TERMINATED", "ERROR")]
     broken += [f"trial {t} did not end" for t in unended]
     keys = [(e["trial_id"], int(e["epoch"])) for e in epochs]

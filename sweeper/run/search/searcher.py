@@ -200,7 +200,7 @@ class SweepSearch(OptunaSearch):
         if trial_id in self.group_of:
             value = None if error or not result else result.get(self.metric)
             self._replicate_ended(self.group_of.pop(trial_id), value)
-        elif trial_id in self._ot_trials and trial_id not in self._completed_trials:
+        elif self._alone_waiting(trial_id):
             super().on_trial_complete(trial_id, result=result, error=error)
         elif trial_id in self.strays:
             config = self.strays.pop(trial_id)
@@ -229,9 +229,14 @@ class SweepSearch(OptunaSearch):
 
     # What run/recovery.py's rules change when a sweep resumes; nothing else calls these.
 
+    def _alone_waiting(self, trial_id: str) -> bool:
+        """Whether `trial_id` is a configuration of its own (no replicates) whose end Optuna still waits for. A
+        first replicate's id also names its configuration's Optuna trial, told only once all replicates ended."""
+        return trial_id in self._ot_trials and trial_id not in self._completed_trials and trial_id not in self.groups
+
     def waiting(self) -> set[str]:
         """Trials this searcher handed out and has not seen end."""
-        alone = {i for i in self._ot_trials if i not in self._completed_trials and i not in self.groups}
+        alone = {i for i in self._ot_trials if self._alone_waiting(i)}
         return alone | set(self.group_of) | set(self.strays)
 
     def known(self) -> set[str]:
@@ -253,7 +258,7 @@ class SweepSearch(OptunaSearch):
         elif trial_id in self.strays:
             self.strays.pop(trial_id)
             self._learn(trial_id, row)
-        elif trial_id in self._ot_trials and trial_id not in self._completed_trials:
+        elif self._alone_waiting(trial_id):
             value = self.value_of(row)
             state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL
             self.study.tell(self._ot_trials[trial_id], value, state=state)

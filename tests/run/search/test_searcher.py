@@ -66,3 +66,21 @@ def test_tpe_draws_a_user_models_keys_only_for_its_trials(tmp_path: Path) -> Non
         assert ("hidden" in config) == (config["model"] == "mlp"), config
         recorded_row = space.trial_params(config).recorded()
         assert (recorded_row["width"] is None) == (config["model"] == "mlp")
+
+
+def test_a_first_replicate_the_snapshot_saw_end_is_not_told_again_from_trials_parquet(tmp_path: Path) -> None:
+    """The first replicate's id also names its configuration's Optuna trial. Restored from a snapshot taken after
+    it ended, the searcher meets it again in trials.parquet (run/recovery.py's adopt_recorded): telling it then
+    completed the configuration early, and its last replicate's end failed the trial with Optuna's "Cannot tell a
+    COMPLETE trial" (seen in the chaos soak)."""
+    space = load_text(TPE.replace("NUM", "1") + "repeats: 2\n", Path("rep.yaml"))
+    search = SweepSearch(space, sampler(space), space.num_trials, folder_with(tmp_path, []))
+    first, second = search.suggest("a"), search.suggest("b")
+    search.on_trial_complete("a", {"val_accuracy": 0.5})  # before the snapshot
+    search.tell_recorded(row(space, "a", first, value=0.5))  # adopt_recorded, on restore
+    assert search.waiting() == {"b"}
+    assert not [t for t in search.study.trials if t.state.is_finished()]  # still waits for "b"
+    search.on_trial_complete("b", {"val_accuracy": 0.7})
+    told = [t for t in search.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(told) == 1 and told[0].value == pytest.approx(0.6)
+    assert second["seed"] != first["seed"]
